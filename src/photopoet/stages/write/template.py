@@ -1,0 +1,86 @@
+"""Template captions: deterministic, from the config's openers, the event name and the post's labels."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from photopoet.config import CaptionConfig
+from photopoet.records import Post, Understood
+
+
+def _event_tag(event: str) -> str:
+    words = re.findall(r"[^\W_]+", event, flags=re.UNICODE)
+    return "#" + "".join(w[:1].upper() + w[1:] for w in words) if words else ""
+
+
+def _normalise_tag(tag: str) -> str:
+    tag = tag.strip()
+    body = re.sub(r"[^\w]", "", tag.lstrip("#"), flags=re.UNICODE)
+    return "#" + body if body else ""
+
+
+def hashtags_for(labels: Sequence[str], event: str | None, cfg: CaptionConfig) -> list[str]:
+    """Base tags, then the event tag, then each label's tags; case-insensitive dedupe, capped."""
+    raw: list[str] = list(cfg.base_hashtags)
+    if event:
+        raw.append(_event_tag(event))
+    for label in labels:
+        raw.extend(cfg.label_hashtags.get(label, []))
+    out: list[str] = []
+    seen: set[str] = set()
+    for t in raw:
+        t = _normalise_tag(t)
+        if t and t.lower() not in seen:
+            seen.add(t.lower())
+            out.append(t)
+    return out[: cfg.max_hashtags]
+
+
+def post_labels(members: Sequence[Understood], k: int = 3) -> list[str]:
+    """The labels most often among the post's photos' top labels (ties: by summed score, then name)."""
+    counts: Counter[str] = Counter()
+    weight: Counter[str] = Counter()
+    for u in members:
+        for lab in u.labels:
+            counts[lab.name] += 1
+            weight[lab.name] += lab.score
+    ranked = sorted(counts, key=lambda n: (-counts[n], -weight[n], n))
+    return ranked[:k]
+
+
+def template_caption(post_id: str, labels: Sequence[str], event: str | None, n_photos: int, cfg: CaptionConfig) -> str:
+    # the opener varies between posts but never between runs: chosen by the post id
+    pick = int(hashlib.sha1(post_id.encode()).hexdigest(), 16) % len(cfg.openers)
+    text = f"{cfg.openers[pick].strip()} {event}" if event else cfg.openers[pick].strip()
+    if labels:
+        text += ": " + ", ".join(labels[:3])
+    text = text.rstrip(".") + "."
+    if cfg.swipe_hint and n_photos > 1:
+        text += " Swipe for more ➡️"
+    return text
+
+
+def write_templates(
+    posts: Sequence[Post], by_path: dict[str, Understood], event: str | None, cfg: CaptionConfig
+) -> list[Post]:
+    out = []
+    for p in posts:
+        members = [by_path[path] for path in p.photos]
+        labels = post_labels(members)
+        out.append(
+            Post(
+                id=p.id,
+                photos=list(p.photos),
+                cover=p.cover,
+                caption=template_caption(p.id, labels, event, len(p.photos), cfg),
+                hashtags=hashtags_for(labels, event, cfg),
+                haiku=p.haiku,
+                poem=p.poem,
+                scores=dict(p.scores),
+                labels=labels,
+            )
+        )
+    return out

@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from photopoet.cli import app
+from photopoet.config import Config, ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "cfg.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_defaults_file_matches_the_model_defaults():
+    # the shipped YAML and the pydantic defaults describe the same config except for the label lists
+    shipped = load_config()
+    assert shipped.group == Config().group
+    assert shipped.ingest == Config().ingest
+    assert shipped.understand.labels  # the shipped file gives a starter label list
+
+
+def test_user_file_overrides_only_its_keys(tmp_path):
+    cfg = load_config(write(tmp_path, "group:\n  max_photos_per_post: 4\n"))
+    assert cfg.group.max_photos_per_post == 4
+    assert cfg.group.time_gap_minutes == load_config().group.time_gap_minutes
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "why"),
+    [
+        ("group:\n  max_photos_per_pots: 4\n", "group.max_photos_per_pots", "unknown key"),
+        ("grup:\n  max_photos_per_post: 4\n", "grup", "unknown key"),
+        ("group:\n  max_photos_per_post: 11\n", "group.max_photos_per_post", "less than or equal to 10"),
+        ("models:\n  tier: cloud\n", "models.tier", "'offline' or 'hub'"),
+        ("ingest:\n  thumb_size: big\n", "ingest.thumb_size", "valid integer"),
+        ("understand:\n  labels: [stage, '  ']\n", "understand.labels", "empty"),
+        ("understand:\n  labels: [stage, Stage]\n", "understand.labels", "twice"),
+        ("caption:\n  max_hashtags: 31\n", "caption.max_hashtags", "30"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, text, key, why):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: {key}:"), msg
+    assert why in msg
+
+
+def test_unreadable_and_non_mapping_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "group: [unclosed\n"))
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_empty_file_means_defaults(tmp_path):
+    assert load_config(write(tmp_path, "")) == load_config()
+
+
+def test_config_show_prints_resolved_yaml(tmp_path):
+    path = write(tmp_path, "caption:\n  event: Techniche 2024\n")
+    res = CliRunner().invoke(app, ["config", "show", "--config", str(path)])
+    assert res.exit_code == 0, res.output
+    shown = yaml.safe_load(res.output)
+    assert shown["caption"]["event"] == "Techniche 2024"
+    assert shown["group"]["max_photos_per_post"] == 10
+    # what it prints loads back to the same config
+    again = write(tmp_path, res.output)
+    assert load_config(again) == load_config(path)
+
+
+def test_config_show_reports_errors_without_traceback(tmp_path):
+    path = write(tmp_path, "models:\n  batch_size: 0\n")
+    res = CliRunner().invoke(app, ["config", "show", "--config", str(path)])
+    assert res.exit_code == 2
+    assert "models.batch_size" in res.output
+    assert "Traceback" not in res.output
