@@ -1,0 +1,330 @@
+"""One embedded store for every expensive per-photo result, keyed by the file's content hash (SHA-256).
+
+A single SQLite file in WAL mode. Each :class:`Cache` holds its own connection, so two processes can write to
+the same file at once: every write runs in a ``BEGIN IMMEDIATE`` transaction (waiting on ``busy_timeout`` and
+retried a few times when the database stays locked), and a batch method writes its whole batch in one
+transaction, so a run killed with ``kill -9`` loses at most the batch in flight and never what was committed
+before it.
+
+What it holds:
+
+* a stat memo ``(path, size, mtime_ns) -> sha``, so a rerun need not re-read unchanged files;
+* per photo: a JSON ``meta`` dict and the working copy (JPEG bytes) that later stages decode;
+* vectors per model (``kind``), float32 with their shape;
+* small JSON values per stage (``kind``): scores, labels, rendered thumbnails.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+_LOCK_RETRIES = 5
+_CHUNK = 500  # shas per `IN (...)` query, well under SQLite's parameter limit
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cache_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stat_memo (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS photos (sha TEXT PRIMARY KEY, meta TEXT NOT NULL, thumb BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS vectors (
+    kind TEXT NOT NULL, sha TEXT NOT NULL, shape TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (kind, sha)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS json_values (
+    kind TEXT NOT NULL, sha TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, sha)
+) WITHOUT ROWID;
+"""
+_TABLES = {"cache_info", "stat_memo", "photos", "vectors", "json_values"}
+
+
+class CacheError(RuntimeError):
+    """A cache file that cannot be used; the message names the file and what to do about it."""
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _is_locked(err: sqlite3.OperationalError) -> bool:
+    msg = str(err).lower()
+    return "locked" in msg or "busy" in msg
+
+
+class Cache:
+    """The content-addressed store. ``Cache(path)`` opens (or creates) a file; ``Cache.memory()`` keeps
+    everything in memory for runs with the cache turned off.
+
+    One connection per instance. Calls are serialised by a lock, so an instance may be shared between
+    threads, but the intended use is one thread per instance (ingest writes from its calling thread only).
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self.in_memory = self.path == ":memory:"
+        self._lock = threading.RLock()
+        self._depth = 0  # nesting of `batch()` / write transactions
+        self._conn: sqlite3.Connection | None = None
+        if not self.in_memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise CacheError(self._advice(f"cannot open the cache file: {e}")) from None
+        self._conn = conn
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            if not self.in_memory:
+                self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._init_schema()
+        except CacheError:
+            conn.close()
+            self._conn = None
+            raise
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            self._conn = None
+            raise CacheError(self._advice(f"not a usable photopoet cache ({e})")) from None
+
+    @classmethod
+    def memory(cls) -> Cache:
+        """A cache that lives only as long as the object: for runs with the cache disabled."""
+        return cls(":memory:")
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    def _advice(self, what: str) -> str:
+        return (
+            f"{self.path}: {what}. Delete this file (it only holds results that can be recomputed) "
+            "or point cache.dir in the config at another folder."
+        )
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise CacheError(f"{self.path}: the cache is closed")
+        return self._conn
+
+    def _retry_locked(self, fn: Any) -> Any:
+        """Run `fn`, retrying when SQLite still reports the database locked after its busy timeout."""
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                return fn()
+            except sqlite3.OperationalError as e:
+                if not _is_locked(e) or attempt == _LOCK_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def batch(self) -> Iterator[Cache]:
+        """One write transaction for everything inside the block (nested blocks join the outer one).
+
+        ``BEGIN IMMEDIATE`` takes the write lock up front, so statements inside never meet a busy
+        database; if the block raises, nothing of it is written.
+        """
+        with self._lock:
+            conn = self.conn
+            if self._depth == 0:
+                self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+            self._depth += 1
+            try:
+                yield self
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0 and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                try:
+                    self._retry_locked(lambda: conn.execute("COMMIT"))
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+
+    def _init_schema(self) -> None:
+        conn = self.conn
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "cache_info" not in tables:
+            raise CacheError(self._advice("is an SQLite database but not a photopoet cache"))
+        if "cache_info" in tables:
+            self._check_version()
+            if tables >= _TABLES:
+                return
+        with self.batch():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(
+                "INSERT OR IGNORE INTO cache_info (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        self._check_version()
+
+    def _check_version(self) -> None:
+        row = self.conn.execute("SELECT value FROM cache_info WHERE key = 'schema_version'").fetchone()
+        try:
+            version = int(row[0]) if row else None
+        except ValueError:
+            version = None
+        if version is None:
+            raise CacheError(self._advice("has no readable schema version"))
+        if version != SCHEMA_VERSION:
+            newer = "a newer" if version > SCHEMA_VERSION else "an older"
+            raise CacheError(
+                self._advice(
+                    f"was written by {newer} photopoet (cache schema {version}; this version reads "
+                    f"schema {SCHEMA_VERSION})"
+                )
+            )
+
+    def _select(self, sql: str, shas: Iterable[str], *head: Any) -> Iterator[tuple[Any, ...]]:
+        """Rows of `sql` (with one `{marks}` placeholder for the shas) in chunks; `head` params go first."""
+        uniq = list(dict.fromkeys(shas))
+        with self._lock:
+            for part in _chunks(uniq):
+                marks = ",".join("?" * len(part))
+                yield from self.conn.execute(sql.format(marks=marks), (*head, *part)).fetchall()
+
+    # -- stat memo ---------------------------------------------------------------------------------------
+
+    def lookup_sha(self, path: str, size: int, mtime_ns: int) -> str | None:
+        """The content hash remembered for `path`, if its size and mtime are still the same."""
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT sha FROM stat_memo WHERE path = ? AND size = ? AND mtime_ns = ?", (path, size, mtime_ns)
+            ).fetchone()
+        return row[0] if row else None
+
+    def remember_sha(self, path: str, size: int, mtime_ns: int, sha: str) -> None:
+        self.remember_shas([(path, size, mtime_ns, sha)])
+
+    def remember_shas(self, rows: Iterable[tuple[str, int, int, str]]) -> None:
+        """Many ``(path, size, mtime_ns, sha)`` rows in one transaction."""
+        rows = list(rows)
+        if not rows:
+            return
+        with self.batch():
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO stat_memo (path, size, mtime_ns, sha) VALUES (?, ?, ?, ?)", rows
+            )
+
+    # -- photos: meta + working copy --------------------------------------------------------------------
+
+    def get_meta(self, sha: str) -> dict[str, Any] | None:
+        return self.get_metas([sha]).get(sha)
+
+    def get_metas(self, shas: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {s: json.loads(m) for s, m in self._select("SELECT sha, meta FROM photos WHERE sha IN ({marks})", shas)}
+
+    def get_thumb(self, sha: str) -> bytes | None:
+        """The encoded working copy (JPEG or PNG bytes) stored for `sha`."""
+        with self._lock:
+            row = self.conn.execute("SELECT thumb FROM photos WHERE sha = ?", (sha,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def put_photo(self, sha: str, meta: dict[str, Any], thumb: bytes) -> None:
+        self.put_photos({sha: (meta, thumb)})
+
+    def put_photos(self, items: dict[str, tuple[dict[str, Any], bytes]]) -> None:
+        """Many ``sha -> (meta, thumb)`` in one transaction."""
+        rows = [(s, json.dumps(m, ensure_ascii=False), sqlite3.Binary(t)) for s, (m, t) in items.items()]
+        if not rows:
+            return
+        with self.batch():
+            self.conn.executemany("INSERT OR REPLACE INTO photos (sha, meta, thumb) VALUES (?, ?, ?)", rows)
+
+    # -- vectors -----------------------------------------------------------------------------------------
+
+    def get_vectors(self, kind: str, shas: Iterable[str]) -> dict[str, np.ndarray]:
+        """float32 arrays (writable copies, shape as stored) for the shas that have one under `kind`."""
+        out: dict[str, np.ndarray] = {}
+        sql = "SELECT sha, shape, data FROM vectors WHERE kind = ? AND sha IN ({marks})"
+        for sha, shape, data in self._select(sql, shas, kind):
+            out[sha] = np.frombuffer(data, dtype="<f4").reshape(json.loads(shape)).astype(np.float32)
+        return out
+
+    def put_vectors(self, kind: str, items: dict[str, np.ndarray]) -> None:
+        rows = []
+        for sha, v in items.items():
+            a = np.ascontiguousarray(np.asarray(v), dtype="<f4")
+            rows.append((kind, sha, json.dumps(list(a.shape)), sqlite3.Binary(a.tobytes())))
+        if not rows:
+            return
+        with self.batch():
+            self.conn.executemany("INSERT OR REPLACE INTO vectors (kind, sha, shape, data) VALUES (?, ?, ?, ?)", rows)
+
+    # -- small JSON values --------------------------------------------------------------------------------
+
+    def get_json(self, kind: str, shas: Iterable[str]) -> dict[str, Any]:
+        sql = "SELECT sha, value FROM json_values WHERE kind = ? AND sha IN ({marks})"
+        return {sha: json.loads(value) for sha, value in self._select(sql, shas, kind)}
+
+    def put_json(self, kind: str, items: dict[str, Any]) -> None:
+        rows = [(kind, sha, json.dumps(v, ensure_ascii=False)) for sha, v in items.items()]
+        if not rows:
+            return
+        with self.batch():
+            self.conn.executemany("INSERT OR REPLACE INTO json_values (kind, sha, value) VALUES (?, ?, ?)", rows)
+
+    # -- housekeeping ------------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Row counts per table (vectors and JSON values per kind) and the size on disk in bytes."""
+        with self._lock:
+            c = self.conn
+            out: dict[str, Any] = {
+                "path": self.path,
+                "schema_version": SCHEMA_VERSION,
+                "photos": c.execute("SELECT COUNT(*) FROM photos").fetchone()[0],
+                "stat_memo": c.execute("SELECT COUNT(*) FROM stat_memo").fetchone()[0],
+                "vectors": dict(c.execute("SELECT kind, COUNT(*) FROM vectors GROUP BY kind ORDER BY kind")),
+                "json": dict(c.execute("SELECT kind, COUNT(*) FROM json_values GROUP BY kind ORDER BY kind")),
+            }
+        size = 0
+        if not self.in_memory:
+            for suffix in ("", "-wal"):
+                p = Path(self.path + suffix)
+                if p.exists():
+                    size += p.stat().st_size
+        out["bytes"] = size
+        return out
+
+    def integrity_check(self) -> str:
+        """SQLite's own check of the file: ``"ok"`` when sound."""
+        with self._lock:
+            return "\n".join(r[0] for r in self.conn.execute("PRAGMA integrity_check"))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is None:
+                return
+            conn, self._conn = self._conn, None
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Cache({self.path!r})"
