@@ -1,0 +1,162 @@
+"""Causal-LM text generation through ``transformers``, shared by the offline Gemma and any hub model."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from photopoet.models.base import resolve_device
+
+logger = logging.getLogger(__name__)
+
+
+_MARKUP = re.compile(r"^(<[^<>\s]+>|\[[^\[\]\s]+\])$")
+
+
+def control_token_ids(tok: Any, keep: set[int]) -> list[int]:
+    """Ids of added tokens a text generator should never emit: special ones and markup-like ones such as
+    Gemma's ``<start_of_image>`` (not flagged special, so decoding would keep it), except those in ``keep``."""
+    ids = []
+    for i, t in getattr(tok, "added_tokens_decoder", {}).items():
+        if i in keep:
+            continue
+        if getattr(t, "special", False) or _MARKUP.match(str(getattr(t, "content", t))):
+            ids.append(int(i))
+    return sorted(ids)
+
+
+def dtype_kwarg(dtype: Any) -> dict[str, Any]:
+    """``dtype=`` on transformers >= 5, ``torch_dtype=`` before (the old name warns on 5)."""
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    return {"dtype": dtype} if major >= 5 else {"torch_dtype": dtype}
+
+
+class TransformersCausalLM:
+    """A causal LM loaded on first :meth:`generate` from a local folder or a model id.
+
+    ``source`` is a model id / folder, or a callable returning one (called once, at load time: the offline
+    tier uses it to convert weights into its cache first). Decoding:
+
+    - ``temperature == 0``: greedy; with ``num_return_sequences > 1``, beam search with that many beams,
+      returning the best distinct beams (deterministic, no seed involved). Prompts run in left-padded
+      batches of ``batch_size``.
+    - ``temperature > 0``: sampling with ``top_k``/``top_p``; each prompt runs on its own under
+      ``torch.manual_seed(seed)`` inside a forked RNG, so a prompt's samples do not depend on the other
+      prompts in the call and the global RNG is left as it was.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: str | Callable[[], str],
+        device: str = "cpu",
+        *,
+        batch_size: int = 8,
+        top_k: int = 64,
+        top_p: float = 0.95,
+    ) -> None:
+        self.name = name
+        self._source = source
+        self._device_spec = device
+        self.batch_size = max(1, int(batch_size))
+        self.top_k = top_k
+        self.top_p = top_p
+        self._model: Any = None
+        self._tok: Any = None
+        self._device = "cpu"
+        self._eos: list[int] = []
+        self._suppress: list[int] = []
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            src = self._source() if callable(self._source) else self._source
+            device = resolve_device(self._device_spec)
+            tok = AutoTokenizer.from_pretrained(src)
+            dtype = torch.float32 if device == "cpu" else "auto"
+            model = AutoModelForCausalLM.from_pretrained(src, **dtype_kwarg(dtype))
+            model.to(device)
+            model.eval()
+            tok.padding_side = "left"
+            if tok.pad_token is None:
+                if tok.eos_token is None:
+                    raise ValueError(f"{src}: the tokenizer has neither a pad nor an eos token")
+                tok.pad_token = tok.eos_token
+            eos = model.generation_config.eos_token_id
+            eos = eos if eos is not None else tok.eos_token_id
+            self._eos = [eos] if isinstance(eos, int) else list(eos or [])
+            self._suppress = control_token_ids(tok, set(self._eos))
+            self._tok, self._model, self._device = tok, model, device
+
+    def _generation_config(self, max_new_tokens: int, temperature: float, n: int) -> Any:
+        from transformers import GenerationConfig
+
+        kw: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "num_return_sequences": n,
+            "pad_token_id": self._tok.pad_token_id,
+            "eos_token_id": self._eos or None,
+            "bos_token_id": self._model.generation_config.bos_token_id,
+            "suppress_tokens": self._suppress or None,
+        }
+        if temperature == 0:
+            kw.update(do_sample=False, num_beams=n)
+            if n > 1:
+                kw.update(early_stopping=True)
+        else:
+            kw.update(do_sample=True, num_beams=1, temperature=temperature, top_k=self.top_k, top_p=self.top_p)
+        return GenerationConfig(**kw)
+
+    def _run(self, prompts: list[str], gc: Any, seed: int) -> list[list[str]]:
+        import torch
+
+        enc = self._tok(prompts, return_tensors="pt", padding=True)
+        enc = {k: v.to(self._device) for k, v in enc.items()}
+        devices = [torch.device(self._device).index or 0] if self._device.startswith("cuda") else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            out = self._model.generate(**enc, generation_config=gc)
+        cont = out[:, enc["input_ids"].shape[1] :]
+        texts = self._tok.batch_decode(cont, skip_special_tokens=True)
+        n = gc.num_return_sequences
+        return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def generate(
+        self,
+        prompts: list[str],
+        max_new_tokens: int = 40,
+        temperature: float = 0.0,
+        num_return_sequences: int = 1,
+        seed: int = 0,
+    ) -> list[list[str]]:
+        if isinstance(prompts, str):
+            raise TypeError("prompts must be a list of strings, not one string")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if num_return_sequences < 1:
+            raise ValueError(f"num_return_sequences must be at least 1, got {num_return_sequences}")
+        if not prompts:
+            return []
+        self._load()
+        gc = self._generation_config(max_new_tokens, float(temperature), num_return_sequences)
+        out: list[list[str]] = []
+        step = self.batch_size if temperature == 0 else 1
+        for i in range(0, len(prompts), step):
+            out.extend(self._run(list(prompts[i : i + step]), gc, seed))
+        return out
