@@ -112,3 +112,12 @@ def test_post_labels_by_frequency_then_score():
         item("l3", labels=[("stage", 0.7)]),
     ]
     assert post_labels(members, k=3) == ["stage", "night", "food"]
+
+
+def test_short_session_with_capture_times_is_one_post_despite_content():
+    feats = two_scenes(2, 2, seed=5)  # two different subjects ...
+    times = ["2024-03-02T10:00:00", "2024-03-02T10:03:00", "2024-03-02T10:06:00", "2024-03-02T10:09:00"]
+    posts = group([item(f"m{i}", t) for i, t in enumerate(times)], feats, GroupConfig())
+    assert len(posts) == 1  # ... shot in one ten-minute stretch: one moment, one post
+    # without capture times the same photos are split by content
+    assert len(group([item(f"m{i}") for i in range(4)], feats, GroupConfig())) == 2

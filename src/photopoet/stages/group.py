@@ -1,8 +1,10 @@
 """Grouping keepers into posts: content similarity, capture-time gaps, a size cap, a central cover.
 
-A first, simple grouping: average-linkage agglomerative clustering on cosine distance, cut at a
-configured distance, after splitting the timeline at long gaps in capture time. Oversized clusters are
-split into consecutive runs (by time, then path), never truncated, so every keeper lands in a post.
+A first, simple grouping: the timeline is split at long gaps in capture time; a stretch of shooting
+that fits in one post stays one post, a longer one (or photos without capture time) is clustered by
+content with average-linkage agglomerative clustering on cosine distance, cut at a configured distance.
+Oversized clusters are split into consecutive runs (by time, then path), never truncated, so every keeper
+lands in a post.
 """
 
 from __future__ import annotations
@@ -80,7 +82,10 @@ def group(items: Sequence[Understood], feats: np.ndarray, cfg: GroupConfig) -> l
     rank = {i: r for r, i in enumerate(order)}
     clusters: list[list[int]] = []
     for seg in _time_segments(order, items, cfg.time_gap_minutes):
-        clusters.extend(_cluster(seg, feats, cfg.distance_threshold))
+        if len(seg) <= cfg.max_photos_per_post and all(_time(items[i]) for i in seg):
+            clusters.append(seg)  # one short, unbroken stretch of shooting reads as one moment
+        else:
+            clusters.extend(_cluster(seg, feats, cfg.distance_threshold))
     chunks: list[list[int]] = []
     cap = cfg.max_photos_per_post
     for c in clusters:

@@ -1,0 +1,3 @@
+from photopoet.cli import app
+
+app(prog_name="photopoet")

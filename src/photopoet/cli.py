@@ -1,0 +1,91 @@
+"""The `photopoet` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from photopoet.config import ConfigError, load_config
+
+app = typer.Typer(
+    help="Turn a folder of photos into ready-to-post sets: cull, group, caption, haiku and Chinese poetry.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML file with the settings to change; defaults fill the rest."),
+]
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"photopoet: error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _load(config: Path | None):
+    try:
+        return load_config(config)
+    except ConfigError as e:
+        _fail(str(e))
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt = None) -> None:
+    """Print the resolved configuration (defaults merged with --config) as YAML."""
+    typer.echo(_load(config).to_yaml(), nl=False)
+
+
+@app.command()
+def run(
+    photos: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively). Never modified.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: posts.json, report.html, posts/.")],
+    config: ConfigOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the summary.")] = False,
+) -> None:
+    """Run every stage on PHOTOS and write the posts, a report and posts.json to OUT.
+
+    Results per photo are cached by content, so a rerun (or a run after a crash, or after adding photos)
+    only computes what is new.
+    """
+    cfg = _load(config)
+    from photopoet.pipeline import RunError
+    from photopoet.pipeline import run as run_pipeline
+
+    try:
+        res = run_pipeline(photos, out, cfg, progress=not quiet)
+    except RunError as e:
+        _fail(str(e))
+    for e in res.excluded:
+        typer.echo(f"skipped {e.path}: {e.reason}", err=True)
+    secs = sum(res.timings.values())
+    typer.echo(
+        f"{res.n_files} files: {len(res.photos)} photos in {len(res.posts)} posts, {len(res.excluded)} excluded "
+        f"({res.decoded} decoded, {res.reused} from cache) in {secs:.1f} s"
+    )
+    typer.echo(f"report: {res.out / 'report.html'}")
+
+
+@app.command()
+def samples(
+    dest: Annotated[Path, typer.Argument(help="Folder to create with the sample photos.")],
+) -> None:
+    """Write a small folder of sample photos (from scikit-image and scikit-learn) to try photopoet on.
+
+    It holds two shoots on different days, a re-export of one photo, and a corrupt file, so every part of
+    a run shows up in the report.
+    """
+    from photopoet.samples import make_samples
+
+    paths = make_samples(dest)
+    typer.echo(f"wrote {len(paths)} files to {dest}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

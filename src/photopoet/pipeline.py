@@ -1,0 +1,117 @@
+"""`run`: one public function for the main job, records flowing one way through the stages.
+
+folder -> ingest -> [Photo] -> understand -> [Understood] -> group -> [Post] -> write -> render
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photopoet.cache import Cache
+from photopoet.config import Config
+from photopoet.fsutil import atomic_write_json, is_within
+from photopoet.records import Excluded, Post, Understood
+from photopoet.stages.group import group
+from photopoet.stages.ingest import ingest
+from photopoet.stages.render import posts_document, render_report, write_post_folders
+from photopoet.stages.understand import ModelSet, understand
+from photopoet.stages.write import write_templates
+
+
+class RunError(RuntimeError):
+    """A run that cannot start (bad folders); the message says which and why."""
+
+
+@dataclass
+class RunResult:
+    out: Path
+    photos: list[Understood]
+    posts: list[Post]
+    excluded: list[Excluded]
+    timings: dict[str, float] = field(default_factory=dict)
+    decoded: int = 0
+    reused: int = 0
+    embedded: int = 0
+
+    @property
+    def n_files(self) -> int:
+        return len(self.photos) + len(self.excluded)
+
+
+def open_cache(cfg: Config) -> tuple[Cache, Path]:
+    """The run's cache and the folder for model files. With the cache off, an in-memory store is used."""
+    cache_dir = cfg.cache.resolved_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.cache.enabled:
+        return Cache.memory(), cache_dir
+    return Cache(cache_dir / "cache.sqlite3"), cache_dir
+
+
+def check_folders(photos: Path, out: Path) -> None:
+    if not photos.exists():
+        raise RunError(f"{photos}: no such folder")
+    if not photos.is_dir():
+        raise RunError(f"{photos}: not a folder (give the folder that holds the photos)")
+    if is_within(out, photos):
+        raise RunError(
+            f"{out}: the output folder lies inside the photo folder {photos}; photopoet never writes there. "
+            "Choose an output folder outside it."
+        )
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: exists and is not a folder")
+
+
+def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool = True) -> RunResult:
+    photos_dir, out = Path(photos_dir), Path(out)
+    check_folders(photos_dir, out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    cache, cache_dir = open_cache(cfg)
+    with cache:
+        t = time.perf_counter()
+        ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
+        timings["ingest"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        models = ModelSet(cfg, cache_dir)
+        und = understand(ing.photos, cfg, cache, models, progress=progress)
+        timings["understand"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        keepers = [u for u in und.photos if u.verdict == "keep"]
+        rows = [i for i, u in enumerate(und.photos) if u.verdict == "keep"]
+        posts = group(keepers, und.features[rows], cfg.group)
+        timings["group"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        event = cfg.caption.event or photos_dir.resolve().name
+        by_path = {u.photo.path: u for u in und.photos}
+        posts = write_templates(posts, by_path, event, cfg.caption)
+        timings["write"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        write_post_folders(out, posts, by_path, cfg.render, progress=progress)
+        atomic_write_json(out / "posts.json", posts_document(und.photos, posts, ing.excluded))
+        render_report(
+            out,
+            event,
+            posts,
+            by_path,
+            ing.excluded,
+            cache,
+            cfg.render,
+            n_files=len(ing.photos) + len(ing.excluded),
+        )
+        timings["render"] = time.perf_counter() - t
+    return RunResult(
+        out=out,
+        photos=und.photos,
+        posts=posts,
+        excluded=ing.excluded,
+        timings=timings,
+        decoded=ing.decoded,
+        reused=ing.reused,
+        embedded=und.computed,
+    )

@@ -1,0 +1,187 @@
+"""End to end: `photopoet run` on the sample folder, with the real offline models and a private cache."""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from photopoet.cli import app
+from photopoet.config import load_config
+from photopoet.pipeline import RunError, run
+from photopoet.samples import make_samples
+
+
+def tree_state(root: Path) -> dict[str, tuple[str, int]]:
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("samples")
+    make_samples(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def cfg_path(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("cfg")
+    p = d / "config.yaml"
+    p.write_text(f"cache:\n  dir: {d / 'cache'}\ncaption:\n  event: Sample Week\n", encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="module")
+def first_run(sample_dir, cfg_path, tmp_path_factory):
+    before = tree_state(sample_dir)
+    out = tmp_path_factory.mktemp("out")
+    res = run(sample_dir, out, load_config(cfg_path), progress=False)
+    return res, before
+
+
+def test_every_file_is_accounted_for(first_run, sample_dir):
+    res, _ = first_run
+    doc = json.loads((res.out / "posts.json").read_text(encoding="utf-8"))
+    files = {str(p) for p in sample_dir.rglob("*") if p.is_file()}
+    listed = {p["path"] for p in doc["photos"]} | {e["path"] for e in doc["excluded"]}
+    assert listed == files
+    reasons = {Path(e["path"]).name: e["reason"] for e in doc["excluded"]}
+    assert set(reasons) == {"broken-transfer.jpg", "notes.txt"}
+    assert "truncated" in reasons["broken-transfer.jpg"]
+    # every kept photo is in exactly one post
+    in_posts = [x for p in doc["posts"] for x in p["photos"]]
+    assert sorted(in_posts) == sorted(p["path"] for p in doc["photos"] if p["verdict"] == "keep")
+
+
+def test_posts_json_v1_shape(first_run):
+    res, _ = first_run
+    doc = json.loads((res.out / "posts.json").read_text(encoding="utf-8"))
+    assert doc["version"] == 1
+    for ph in doc["photos"]:
+        assert {"path", "sha256", "width", "height", "taken_at", "labels", "verdict", "reason", "duplicate_of"} <= set(
+            ph
+        )
+        assert len(ph["sha256"]) == 64 and ph["width"] > 0
+        assert len(ph["labels"]) == 3 and all(isinstance(lab["score"], float) for lab in ph["labels"])
+    for post in doc["posts"]:
+        assert {"id", "photos", "cover", "caption", "hashtags", "haiku", "poem", "scores"} <= set(post)
+        assert post["photos"][0] == post["cover"]
+        assert 1 <= len(post["photos"]) <= 10
+        assert "Sample Week" in post["caption"] and "#SampleWeek" in post["hashtags"]
+
+
+def test_posts_respect_capture_days(first_run):
+    res, _ = first_run
+    doc = json.loads((res.out / "posts.json").read_text(encoding="utf-8"))
+    taken = {p["path"]: p["taken_at"] for p in doc["photos"]}
+    for post in doc["posts"]:
+        hours = {taken[x][:13] for x in post["photos"]}
+        # the three shoots are hours or days apart: no post mixes them
+        assert len({h[:10] for h in hours}) == 1
+        assert max(int(h[11:13]) for h in hours) - min(int(h[11:13]) for h in hours) < 3
+
+
+def test_post_folders(first_run):
+    res, _ = first_run
+    for post in res.posts:
+        d = res.out / "posts" / post.id
+        jpgs = sorted(p.name for p in d.glob("*.jpg"))
+        assert jpgs == [f"{i:02d}.jpg" for i in range(1, len(post.photos) + 1)]
+        meta = json.loads((d / "post.json").read_text(encoding="utf-8"))
+        assert meta["photos"] == post.photos
+        caption = (d / "caption.txt").read_text(encoding="utf-8")
+        assert caption.startswith(post.caption) and post.hashtags[0] in caption
+        with Image.open(d / "01.jpg") as im:
+            assert max(im.size) <= 1080
+            assert not im.getexif().get(0x8825)  # no GPS block in exports
+
+
+def test_sideways_photo_is_exported_upright(first_run, sample_dir):
+    res, _ = first_run
+    horse = str(sample_dir / "trip" / "horse-sideways.jpg")
+    with Image.open(horse) as raw:
+        assert raw.height > raw.width  # stored rotated
+    (post,) = [p for p in res.posts if horse in p.photos]
+    with Image.open(res.out / "posts" / post.id / f"{post.photos.index(horse) + 1:02d}.jpg") as im:
+        assert im.width > im.height
+
+
+def test_report_is_self_contained(first_run):
+    res, _ = first_run
+    html = (res.out / "report.html").read_text(encoding="utf-8")
+    assert html.count("data:image/jpeg;base64,") >= len(res.photos)
+    assert "http://" not in html and "https://" not in html
+    assert "broken-transfer.jpg" in html and "truncated" in html
+
+
+def test_photo_folder_untouched(first_run, sample_dir):
+    _, before = first_run
+    assert tree_state(sample_dir) == before
+
+
+def test_rerun_uses_cache_and_loads_no_image_model(first_run, sample_dir, cfg_path, monkeypatch):
+    res, _ = first_run
+
+    def boom(*a, **k):
+        raise AssertionError("image model loaded on a rerun")
+
+    monkeypatch.setattr("photopoet.models.create_image_encoder", boom)
+    again = run(sample_dir, res.out, load_config(cfg_path), progress=False)
+    assert again.decoded == 0 and again.embedded == 0
+    assert again.reused == len(res.photos)
+    assert [p.to_json() for p in again.posts] == [p.to_json() for p in res.posts]
+
+
+def test_stale_post_folders_are_moved_aside(first_run, sample_dir, cfg_path):
+    res, _ = first_run
+    stray = res.out / "posts" / "99-zzzzzz"
+    stray.mkdir()
+    (stray / "note.txt").write_text("mine", encoding="utf-8")
+    run(sample_dir, res.out, load_config(cfg_path), progress=False)
+    assert not stray.exists()
+    assert (res.out / "posts" / ".stale" / "99-zzzzzz" / "note.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_output_inside_photo_folder_is_refused(sample_dir, cfg_path):
+    with pytest.raises(RunError, match="inside the photo folder"):
+        run(sample_dir, sample_dir / "out", load_config(cfg_path), progress=False)
+    assert not (sample_dir / "out").exists()
+
+
+def test_cli_run_and_errors(sample_dir, cfg_path, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["run", str(sample_dir), "--out", str(tmp_path / "o"), "--config", str(cfg_path), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "13 files: 11 photos" in res.output and "2 excluded" in res.output
+    missing = runner.invoke(app, ["run", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
+    assert missing.exit_code == 2 and "no such folder" in missing.output
+    assert not (tmp_path / "o2").exists()
+
+
+def test_help_on_every_command():
+    runner = CliRunner()
+    for args in (
+        ["--help"],
+        ["run", "--help"],
+        ["config", "--help"],
+        ["config", "show", "--help"],
+        ["samples", "--help"],
+    ):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0 and "Usage" in res.output, args
+
+
+def test_outputs_get_normal_file_permissions(first_run):
+    # temp-file-then-rename must not leave outputs private (mkstemp's 0600)
+    res, _ = first_run
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for f in (res.out / "posts.json", res.out / "report.html", next((res.out / "posts").glob("*/01.jpg"))):
+        assert os.stat(f).st_mode & 0o777 == 0o666 & ~umask, f
