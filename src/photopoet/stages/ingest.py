@@ -413,6 +413,11 @@ def load_working_copy(cache: Cache, sha: str) -> Image.Image:
     data = cache.get_thumb(sha)
     if data is None:
         raise KeyError(f"no working copy of {sha} in the cache {cache.path}; ingest the photo first")
+    return working_copy_from_bytes(data)
+
+
+def working_copy_from_bytes(data: bytes) -> Image.Image:
+    """Decode a working copy's stored bytes (safe to call from any thread)."""
     with Image.open(io.BytesIO(data)) as im:
         im.load()
         return im if im.mode == "RGB" else im.convert("RGB")

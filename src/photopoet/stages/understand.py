@@ -7,6 +7,7 @@ missing: a rerun over the same photos touches no model at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,7 +18,7 @@ from tqdm import tqdm
 from photopoet.cache import Cache
 from photopoet.config import Config
 from photopoet.records import Label, Photo, Understood
-from photopoet.stages.ingest import load_working_copy
+from photopoet.stages.ingest import working_copy_from_bytes
 
 
 class ModelSet:
@@ -66,10 +67,10 @@ class Understanding:
 
 
 def _embed_missing(photos: Sequence[Photo], models: ModelSet, cache: Cache, batch_size: int, progress: bool) -> int:
-    fkey, tkey = "feat:" + models.image_key(), "txt:" + models.text_key()
+    fkey, tkey, ckey = "feat:" + models.image_key(), "txt:" + models.text_key(), "concepts:" + models.image_key()
     have_f = cache.get_vectors(fkey, [p.sha256 for p in photos])
     have_t = cache.get_vectors(tkey, [p.sha256 for p in photos])
-    have_c = cache.get_json("concepts:" + models.image_key(), [p.sha256 for p in photos])
+    have_c = cache.get_json(ckey, [p.sha256 for p in photos])
     todo: list[Photo] = []
     seen: set[str] = set()
     for p in photos:
@@ -81,22 +82,40 @@ def _embed_missing(photos: Sequence[Photo], models: ModelSet, cache: Cache, batc
     if not todo:
         return 0
     enc, mapper = models.image_encoder, models.mapper
+    chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+
+    # Blobs are read on this thread (a SQLite connection stays on one thread); decoding and preprocessing
+    # the next batch runs on a helper thread while the model works on this one.
+    def submit(pool: ThreadPoolExecutor, chunk: list[Photo]) -> Future[np.ndarray]:
+        blobs = [_thumb(cache, p.sha256) for p in chunk]
+        return pool.submit(lambda: np.stack([enc.preprocess(working_copy_from_bytes(b)) for b in blobs]))
+
     bar = tqdm(total=len(todo), desc="features", unit="photo", disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        batch = np.stack([enc.preprocess(load_working_copy(cache, p.sha256)) for p in chunk])
-        out = enc.encode(batch)
-        text_space = mapper.to_text_space(out)
-        concepts = mapper.concepts(out, 5)
-        cache.put_vectors(fkey, {p.sha256: out.features[i] for i, p in enumerate(chunk)})
-        cache.put_vectors(tkey, {p.sha256: text_space[i] for i, p in enumerate(chunk)})
-        cache.put_json(
-            "concepts:" + models.image_key(),
-            {p.sha256: [[n, round(float(s), 4)] for n, s in concepts[i]] for i, p in enumerate(chunk)},
-        )
-        bar.update(len(chunk))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        ahead = submit(pool, chunks[0])
+        for n, chunk in enumerate(chunks):
+            batch = ahead.result()
+            if n + 1 < len(chunks):
+                ahead = submit(pool, chunks[n + 1])
+            out = enc.encode(batch)
+            text_space = mapper.to_text_space(out)
+            concepts = mapper.concepts(out, 5)
+            with cache.batch():
+                cache.put_vectors(fkey, {p.sha256: out.features[i] for i, p in enumerate(chunk)})
+                cache.put_vectors(tkey, {p.sha256: text_space[i] for i, p in enumerate(chunk)})
+                cache.put_json(
+                    ckey, {p.sha256: [[c, round(float(w), 4)] for c, w in concepts[i]] for i, p in enumerate(chunk)}
+                )
+            bar.update(len(chunk))
     bar.close()
     return len(todo)
+
+
+def _thumb(cache: Cache, sha: str) -> bytes:
+    data = cache.get_thumb(sha)
+    if data is None:
+        raise KeyError(f"no working copy of {sha} in the cache {cache.path}; ingest the photo first")
+    return data
 
 
 def label_scores(text_vectors: np.ndarray, labels: Sequence[str], models: ModelSet) -> np.ndarray:
