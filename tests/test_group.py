@@ -105,13 +105,17 @@ def test_template_caption_deterministic_and_uses_labels():
     assert openers == {"Highlights from", "Moments from"}
 
 
-def test_post_labels_by_frequency_then_score():
+def test_post_labels_only_clear_best_labels():
     members = [
         item("l1", labels=[("stage", 0.9), ("night", 0.5)]),
         item("l2", labels=[("night", 0.6), ("food", 0.99)]),
         item("l3", labels=[("stage", 0.7)]),
+        item("l4", labels=[("food", 0.8), ("stage", 0.7)]),
     ]
-    assert post_labels(members, k=3) == ["stage", "night", "food"]
+    # stage and food are each the best label of half the photos; night never is
+    assert post_labels(members) == ["food", "stage"]
+    assert post_labels(members, min_share=0.75) == []
+    assert post_labels([item("l5")]) == []
 
 
 def test_short_session_with_capture_times_is_one_post_despite_content():

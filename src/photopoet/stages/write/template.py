@@ -39,15 +39,19 @@ def hashtags_for(labels: Sequence[str], event: str | None, cfg: CaptionConfig) -
     return out[: cfg.max_hashtags]
 
 
-def post_labels(members: Sequence[Understood], k: int = 3) -> list[str]:
-    """The labels most often among the post's photos' top labels (ties: by summed score, then name)."""
+def post_labels(members: Sequence[Understood], k: int = 3, min_share: float = 0.5) -> list[str]:
+    """Labels that are the best label of at least `min_share` of the post's photos, most frequent first
+    (ties: by summed score, then name). Uncalibrated second and third labels are too often wrong to print
+    in a caption, so only each photo's best label counts; a post with no clear label gets none."""
     counts: Counter[str] = Counter()
     weight: Counter[str] = Counter()
     for u in members:
-        for lab in u.labels:
-            counts[lab.name] += 1
-            weight[lab.name] += lab.score
-    ranked = sorted(counts, key=lambda n: (-counts[n], -weight[n], n))
+        if u.labels:
+            best = max(u.labels, key=lambda lab: lab.score)
+            counts[best.name] += 1
+            weight[best.name] += best.score
+    need = min_share * len(members)
+    ranked = sorted((n for n in counts if counts[n] >= need), key=lambda n: (-counts[n], -weight[n], n))
     return ranked[:k]
 
 
