@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-dedupe clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest_embed.py
+
+# imagededup without torch/torchvision: --no-deps, then only what its hashing methods import
+bench-dedupe: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps imagededup==0.3.3.post2
+	$(BIN)/python -m pip install -q -c constraints.txt PyWavelets scipy scikit-learn tqdm Pillow
+	$(BIN)/python benchmarks/dedupe_eval.py
+	$(BIN)/python benchmarks/dedupe_scale.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

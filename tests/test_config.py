@@ -19,6 +19,7 @@ def test_defaults_file_matches_the_model_defaults():
     shipped = load_config()
     assert shipped.group == Config().group
     assert shipped.ingest == Config().ingest
+    assert shipped.cull == Config().cull
     assert shipped.understand.labels  # the shipped file gives a starter label list
 
 
@@ -39,6 +40,13 @@ def test_user_file_overrides_only_its_keys(tmp_path):
         ("understand:\n  labels: [stage, '  ']\n", "understand.labels", "empty"),
         ("understand:\n  labels: [stage, Stage]\n", "understand.labels", "twice"),
         ("caption:\n  max_hashtags: 31\n", "caption.max_hashtags", "30"),
+        ("cull:\n  remove: [blurry]\n", "cull.remove.0", "'exact', 'duplicate', 'similar' or 'low_quality'"),
+        ("cull:\n  duplicate_alignment: 1.5\n", "cull.duplicate_alignment", "less than or equal to 1"),
+        ("cull:\n  min_sharpness: -1\n", "cull.min_sharpness", "greater than or equal to 0"),
+        ("cull:\n  similar_alignment: 0.9\n", "cull", "similar_alignment (0.9) must be looser"),
+        ("cull:\n  similar_cosine: 0.5\n", "cull", "similar_cosine (0.5) must not be below candidate_cosine"),
+        ("cull:\n  weights: {sharpness: 0, exposure: 0, eyes: 0, resolution: 0}\n", "cull.weights", "above 0"),
+        ("cull:\n  thresold: 3\n", "cull.thresold", "unknown key"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, text, key, why):

@@ -55,9 +55,24 @@ def test_every_file_is_accounted_for(first_run, sample_dir):
     reasons = {Path(e["path"]).name: e["reason"] for e in doc["excluded"]}
     assert set(reasons) == {"broken-transfer.jpg", "notes.txt"}
     assert "truncated" in reasons["broken-transfer.jpg"]
-    # every kept photo is in exactly one post
+    # every kept photo is in exactly one post; culled photos are listed with their verdict but in no post
     in_posts = [x for p in doc["posts"] for x in p["photos"]]
     assert sorted(in_posts) == sorted(p["path"] for p in doc["photos"] if p["verdict"] == "keep")
+
+
+def test_coffee_re_export_is_culled_as_a_duplicate(first_run, sample_dir):
+    res, _ = first_run
+    doc = json.loads((res.out / "posts.json").read_text(encoding="utf-8"))
+    verdicts = {Path(p["path"]).name: p for p in doc["photos"]}
+    export = verdicts["coffee-export.jpg"]
+    assert export["verdict"] == "duplicate"
+    assert export["duplicate_of"] == str(sample_dir / "cafe" / "coffee.jpg")
+    assert "duplicate of coffee.jpg" in export["reason"]
+    assert verdicts["coffee.jpg"]["verdict"] == "keep"
+    assert export["path"] not in {x for p in doc["posts"] for x in p["photos"]}
+    assert res.set_aside >= 1
+    html = (res.out / "report.html").read_text(encoding="utf-8")
+    assert "Set aside" in html and "coffee-export.jpg" in html and "duplicate of coffee.jpg" in html
 
 
 def test_posts_json_v1_shape(first_run):
@@ -173,6 +188,7 @@ def test_help_on_every_command():
         ["config", "--help"],
         ["config", "show", "--help"],
         ["samples", "--help"],
+        ["dedupe", "--help"],
     ):
         res = runner.invoke(app, args)
         assert res.exit_code == 0 and "Usage" in res.output, args

@@ -75,6 +75,45 @@ def run(
 
 
 @app.command()
+def dedupe(
+    photos: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively). Never modified.")],
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the groups and quality problems as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Find exact duplicates, edited copies, similar shots (bursts) and weak photos in PHOTOS.
+
+    Only reports: nothing is deleted, moved or changed. For each group it names the best shot and why.
+    Thresholds live in the `cull:` section of the config.
+    """
+    import json
+
+    cfg = _load(config)
+    from photopoet.pipeline import RunError
+    from photopoet.stages.cull import dedupe_folder
+
+    try:
+        res = dedupe_folder(photos, cfg, progress=not (quiet or as_json))
+    except RunError as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        return
+    names = {"exact": "exact duplicates", "duplicate": "duplicates (edited copies)", "similar": "similar shots"}
+    for g in res.groups:
+        typer.echo(f"{names[g.kind]}: keep {g.keep}  ({g.reason})")
+        for d in g.duplicates:
+            typer.echo(f"    set aside {d}")
+    for q in res.low_quality:
+        typer.echo(f"low quality: {q.path}: {q.reason}")
+    counts = {k: sum(len(g.duplicates) for g in res.groups if g.kind == k) for k in names}
+    typer.echo(
+        f"{len(res.photos)} photos: {len(res.groups)} groups ({counts['exact']} exact, {counts['duplicate']} "
+        f"duplicate, {counts['similar']} similar copies), {len(res.low_quality)} low quality; nothing was changed"
+    )
+
+
+@app.command()
 def samples(
     dest: Annotated[Path, typer.Argument(help="Folder to create with the sample photos.")],
 ) -> None:

@@ -2,6 +2,106 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
 eval_app = typer.Typer(help="Evaluate a stage against labelled data.", no_args_is_help=True)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"photopoet: error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def relative_groups(groups: list[Any], root: Path) -> list[tuple[str, list[str]]]:
+    """Predicted groups with their paths made relative to `root` (POSIX style, as truth files hold them)."""
+    from photopoet.metrics.duplicates import as_groups
+
+    base, real = root.absolute(), root.resolve()
+
+    def rel(p: str) -> str:
+        q = Path(p)
+        for b in (base, real):
+            try:
+                return q.absolute().relative_to(b).as_posix()
+            except ValueError:
+                pass
+        try:
+            return q.resolve().relative_to(real).as_posix()
+        except ValueError:
+            return q.as_posix()  # outside the folder: cannot match a truth path, counts as a false alarm
+
+    return [(kind, [rel(p) for p in photos]) for kind, photos in as_groups(groups)]
+
+
+@eval_app.command("dedupe")
+def dedupe(
+    photos: Annotated[Path, typer.Argument(help="The labelled folder of photos the truth file describes.")],
+    truth: Annotated[Path, typer.Option("--truth", "-t", help="Truth JSON (see photopoet.evaluation.dedupe_set).")],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML file with the settings to change; defaults fill the rest."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run the culling stage on PHOTOS and score its duplicate groups against a truth file.
+
+    Pairwise precision, recall and F1 per tier (exact, duplicate, similar) and for all duplicates together;
+    see photopoet.metrics.duplicates for how pairs are counted.
+    """
+    import time
+
+    from photopoet.config import ConfigError, load_config
+    from photopoet.evaluation.dedupe_set import load_truth
+    from photopoet.metrics.duplicates import duplicate_metrics, format_table, tier_confusion
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        _fail(str(e))
+    try:
+        data = load_truth(truth)
+    except ValueError as e:
+        _fail(str(e))
+    from photopoet.pipeline import RunError
+    from photopoet.stages.cull import dedupe_folder
+
+    t0 = time.perf_counter()
+    try:
+        res = dedupe_folder(photos, cfg, progress=not (quiet or as_json))
+    except (RunError, FileNotFoundError, NotADirectoryError) as e:
+        _fail(str(e))
+    seconds = time.perf_counter() - t0
+    predicted = relative_groups(res.groups, photos)
+    seen = {p for _, ps in relative_groups([("exact", [u.photo.path]) for u in res.photos], photos) for p in ps}
+    listed = set(data.get("photos", [])) or {p for g in data["groups"] for p in g["photos"]}
+    metrics = duplicate_metrics(data["groups"], predicted)
+    report = {
+        "metrics": metrics,
+        "confusion": tier_confusion(data["groups"], predicted),
+        "photos": len(res.photos),
+        "truth_photos_not_read": sorted(listed - seen),
+        "photos_not_in_truth": sorted(seen - listed),
+        "seconds": round(seconds, 2),
+    }
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(format_table(metrics))
+    conf = report["confusion"]
+    cols = ["exact", "duplicate", "similar", "none"]
+    typer.echo("\npairs by truth tier (rows) and predicted tier (columns):")
+    typer.echo("           " + "".join(f"{c:>10}" for c in cols))
+    for row in ("exact", "duplicate", "similar", "none"):
+        typer.echo(f"{row:<11}" + "".join(f"{conf[row].get(c, ''):>10}" for c in cols))
+    for key, what in (("truth_photos_not_read", "truth photos not read"), ("photos_not_in_truth", "not in truth")):
+        if report[key]:
+            typer.echo(f"{len(report[key])} {what}, e.g. {report[key][0]}", err=True)
+    typer.echo(
+        f"\n{len(res.photos)} photos in {seconds:.1f} s; primary {metrics['primary']} = "
+        f"{metrics[metrics['primary']]:.3f}"
+    )

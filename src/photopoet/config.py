@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import yaml
 from platformdirs import user_cache_dir
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -83,6 +83,84 @@ class UnderstandConfig(_Section):
         return out
 
 
+CullKind = Literal["exact", "duplicate", "similar", "low_quality"]
+
+
+class CullWeights(_Section):
+    """How much each criterion counts when picking the best shot of a group (relative weights)."""
+
+    sharpness: float = Field(0.4, ge=0)
+    exposure: float = Field(0.25, ge=0)
+    eyes: float = Field(0.2, ge=0)
+    resolution: float = Field(0.15, ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> CullWeights:
+        if self.sharpness + self.exposure + self.eyes + self.resolution <= 0:
+            raise ValueError("at least one weight must be above 0")
+        return self
+
+
+class CullConfig(_Section):
+    """Culling: duplicates (three tiers), quality checks, best shot. Defaults measured with
+    benchmarks/cull_thresholds.py (edited copies, same-post pairs and distinct photos of the club set)."""
+
+    enabled: bool = True
+    remove: list[CullKind] = Field(
+        default_factory=lambda: ["exact", "duplicate", "similar", "low_quality"],
+        description="verdicts left out of posts (they are still listed, with the reason)",
+    )
+    neighbors: int = Field(10, ge=1, le=200, description="nearest neighbours searched per photo")
+    candidate_cosine: float = Field(
+        0.6, gt=0, le=1, description="least feature cosine for a pair to be compared at all (kNN floor)"
+    )
+    duplicate_alignment: float = Field(
+        0.8, gt=0, le=1, description="share of textured tiles agreeing after alignment: the same frame"
+    )
+    duplicate_hash_distance: int = Field(
+        6, ge=0, le=32, description="perceptual-hash bits for the same frame, where alignment cannot judge"
+    )
+    similar_alignment: float = Field(
+        0.6, gt=0, le=1, description="alignment agreement of another frame of the same scene (a burst)"
+    )
+    similar_cosine: float = Field(
+        0.93, gt=0, le=1, description="feature cosine at which a pair is a similar shot even if it does not align"
+    )
+    similar_max_gap_seconds: float = Field(
+        300.0, ge=0, description="photos with capture times further apart are never similar shots"
+    )
+    min_sharpness: float = Field(25.0, ge=0, description="blurry below this variance of the Laplacian at 512 px")
+    dark_p99: float = Field(45.0, ge=0, le=255, description="too dark when the brightest 1% stays below this")
+    max_clipped_bright: float = Field(0.5, gt=0, le=1, description="blown out above this share of white pixels")
+    bright_mean: float = Field(
+        210.0, ge=0, le=255, description="... and a mean luminance above this (a white backdrop is not blown out)"
+    )
+    min_megapixels: float = Field(0.1, ge=0, le=100, description="low resolution below this")
+    closed_eyes: bool = Field(False, description="set aside photos where a judged face shows no open eye")
+    min_face_px: int = Field(80, ge=24, le=512, description="faces narrower than this (at 512 px) are not judged")
+    weights: CullWeights = Field(default_factory=CullWeights)
+
+    @field_validator("remove")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _tiers_ordered(self) -> CullConfig:
+        # the "similar" tier must be looser than the "duplicate" tier, or no pair could ever be similar
+        if self.similar_alignment >= self.duplicate_alignment:
+            raise ValueError(
+                f"similar_alignment ({self.similar_alignment:g}) must be looser (lower) than duplicate_alignment "
+                f"({self.duplicate_alignment:g})"
+            )
+        if self.similar_cosine < self.candidate_cosine:
+            raise ValueError(
+                f"similar_cosine ({self.similar_cosine:g}) must not be below candidate_cosine "
+                f"({self.candidate_cosine:g}): pairs below candidate_cosine are never compared"
+            )
+        return self
+
+
 class GroupConfig(_Section):
     max_photos_per_post: int = Field(10, ge=1, le=10, description="Instagram carousels hold at most 10")
     time_gap_minutes: float = Field(45.0, gt=0, description="a gap this long in capture time starts a new post")
@@ -118,6 +196,7 @@ class Config(_Section):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     understand: UnderstandConfig = Field(default_factory=UnderstandConfig)
+    cull: CullConfig = Field(default_factory=CullConfig)
     group: GroupConfig = Field(default_factory=GroupConfig)
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)

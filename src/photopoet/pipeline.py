@@ -1,6 +1,7 @@
 """`run`: one public function for the main job, records flowing one way through the stages.
 
-folder -> ingest -> [Photo] -> understand -> [Understood] -> group -> [Post] -> write -> render
+folder -> ingest -> [Photo] -> understand -> [Understood] -> cull -> [Understood + verdict] -> group -> [Post]
+       -> write -> render
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from photopoet.cache import Cache
 from photopoet.config import Config
 from photopoet.fsutil import atomic_write_json, is_within
 from photopoet.records import Excluded, Post, Understood
+from photopoet.stages.cull import cull
 from photopoet.stages.group import group
 from photopoet.stages.ingest import ingest
 from photopoet.stages.render import posts_document, render_report, write_post_folders
@@ -34,6 +36,7 @@ class RunResult:
     decoded: int = 0
     reused: int = 0
     embedded: int = 0
+    set_aside: int = 0  # photos culled from posts (still listed in posts.json with their verdict)
 
     @property
     def n_files(self) -> int:
@@ -49,11 +52,15 @@ def open_cache(cfg: Config) -> tuple[Cache, Path]:
     return Cache(cache_dir / "cache.sqlite3"), cache_dir
 
 
-def check_folders(photos: Path, out: Path) -> None:
+def check_photo_folder(photos: Path) -> None:
     if not photos.exists():
         raise RunError(f"{photos}: no such folder")
     if not photos.is_dir():
         raise RunError(f"{photos}: not a folder (give the folder that holds the photos)")
+
+
+def check_folders(photos: Path, out: Path) -> None:
+    check_photo_folder(photos)
     if is_within(out, photos):
         raise RunError(
             f"{out}: the output folder lies inside the photo folder {photos}; photopoet never writes there. "
@@ -80,20 +87,24 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
         timings["understand"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        keepers = [u for u in und.photos if u.verdict == "keep"]
-        rows = [i for i, u in enumerate(und.photos) if u.verdict == "keep"]
-        posts = group(keepers, und.features[rows], cfg.group)
+        culled = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+        photos = culled.photos
+        timings["cull"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        rows = culled.kept()
+        posts = group([photos[i] for i in rows], und.features[rows], cfg.group)
         timings["group"] = time.perf_counter() - t
 
         t = time.perf_counter()
         event = cfg.caption.event or photos_dir.resolve().name
-        by_path = {u.photo.path: u for u in und.photos}
+        by_path = {u.photo.path: u for u in photos}
         posts = write_templates(posts, by_path, event, cfg.caption)
         timings["write"] = time.perf_counter() - t
 
         t = time.perf_counter()
         write_post_folders(out, posts, by_path, cfg.render, progress=progress)
-        atomic_write_json(out / "posts.json", posts_document(und.photos, posts, ing.excluded))
+        atomic_write_json(out / "posts.json", posts_document(photos, posts, ing.excluded))
         render_report(
             out,
             event,
@@ -103,15 +114,17 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
             cache,
             cfg.render,
             n_files=len(ing.photos) + len(ing.excluded),
+            set_aside=[photos[i] for i in range(len(photos)) if photos[i].photo.path in culled.culled],
         )
         timings["render"] = time.perf_counter() - t
     return RunResult(
         out=out,
-        photos=und.photos,
+        photos=photos,
         posts=posts,
         excluded=ing.excluded,
         timings=timings,
         decoded=ing.decoded,
         reused=ing.reused,
         embedded=und.computed,
+        set_aside=len(culled.culled),
     )

@@ -139,23 +139,41 @@ def render_report(
     cache: Cache,
     cfg: RenderConfig,
     n_files: int,
+    set_aside: Sequence[Understood] = (),
 ) -> Path:
-    """A self-contained OUT/report.html: every image inlined, no network needed to open it."""
+    """A self-contained OUT/report.html: every image inlined, no network needed to open it.
+
+    `set_aside` are the photos culled from posts (duplicates, similar shots, low quality), shown with
+    their reasons."""
     env = Environment(loader=PackageLoader("photopoet", "templates"), autoescape=select_autoescape(["html"]))
     kind = f"report-thumb:{cfg.report_thumb_size}"
-    shas = sorted({by_path[path].photo.sha256 for post in posts for path in post.photos})
+    shas = sorted(
+        {by_path[path].photo.sha256 for post in posts for path in post.photos} | {u.photo.sha256 for u in set_aside}
+    )
     uris: dict[str, str] = cache.get_json(kind, shas)
     missing = {s: _data_uri(load_working_copy(cache, s), cfg.report_thumb_size) for s in shas if s not in uris}
     if missing:
         cache.put_json(kind, missing)
         uris.update(missing)
     thumbs = {path: uris[by_path[path].photo.sha256] for post in posts for path in post.photos}
+    thumbs.update({u.photo.path: uris[u.photo.sha256] for u in set_aside})
     view = [{**p.to_json(), "photos": [{"path": x, "name": Path(x).name} for x in p.photos]} for p in posts]
+    aside = [
+        {
+            "path": u.photo.path,
+            "name": Path(u.photo.path).name,
+            "verdict": u.verdict.replace("_", " "),
+            "reason": u.reason or "",
+            "duplicate_of": Path(u.duplicate_of).name if u.duplicate_of else None,
+        }
+        for u in set_aside
+    ]
     html = env.get_template("report.html").render(
         title=title,
         posts=view,
         thumbs=thumbs,
         excluded=excluded,
+        set_aside=aside,
         n_files=n_files,
         n_photos=len(by_path),
         version=__version__,

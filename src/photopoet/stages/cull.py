@@ -1,0 +1,786 @@
+"""Culling: exact and near duplicates, quality checks, and the best shot of each group.
+
+Nothing here deletes, moves or edits a file: the stage only returns verdicts.
+
+Tiers (strongest first)
+    ``exact``      the same bytes (content hash), or the same pixels in another encoding (pixel hash of the
+                   fully decoded, upright image; computed only for candidate pairs of the same size whose
+                   perceptual hashes are near-identical).
+    ``duplicate``  the same frame, edited: crop, resize, recompress, exposure, slight rotation, border,
+                   black and white. The two working copies are aligned onto each other (ORB features, a
+                   similarity transform fitted with RANSAC) and compared tile by tile: at least
+                   ``duplicate_alignment`` of the textured tiles agree. Where the images hold too little
+                   texture to align, perceptual hashes within ``duplicate_hash_distance`` bits decide.
+    ``similar``    the same scene, another frame (a burst, a retake): partial agreement after alignment
+                   (``similar_alignment``: the camera stayed, something moved) or a feature cosine of at
+                   least ``similar_cosine``; and, when both photos carry a capture time, taken at most
+                   ``similar_max_gap_seconds`` apart.
+
+Only pairs whose feature cosine reaches ``candidate_cosine`` are compared at all. Candidates come from a kNN
+index over the image features (FAISS: exact inner product for small sets, an approximate IVF index over
+PCA-reduced vectors above :data:`APPROX_ABOVE` photos), never from a dense n x n matrix; photos with the same
+bytes, or the same size and perceptual hash, are candidates too.
+
+Best shot: a weighted score of detail (sharpness relative to contrast), exposure, open eyes and resolution
+(``cull.weights``); photos failing a quality check rank last; ties go to the larger file, then the first
+in walk order.
+
+Groups are made tier by tier, so a group never mixes tiers: photos with the same content form ``exact``
+groups (single linkage); their best shots are joined by ``duplicate`` (or stronger) links into ``duplicate``
+groups (single linkage: a crop of a crop is still the same frame); those best shots are joined by
+``similar`` (or stronger) links into ``similar`` groups, with complete linkage (every pair of the merged
+groups must be similar), so a long event does not chain into one group. A pair's tier is the strongest
+that holds. A photo is a non-kept member of at most one group; the kept photo of a group may itself be a
+non-kept member of a group of a weaker tier. :meth:`CullResult.components` gives the photos that belong
+together at a tier or stronger.
+
+Per-photo signals (perceptual hash, quality scores, faces) and per-pair ones (pixel hashes, alignment) are
+cached by content hash under kinds that carry a version, so a rerun recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+from tqdm import tqdm
+
+from photopoet.cache import Cache
+from photopoet.config import Config, CullConfig
+from photopoet.records import Understood
+
+SIGNALS_KIND = "cull-signals:v3"  # per photo: perceptual hash, quality, faces
+PIXELS_KIND = "cull-pixels:v1"  # per photo: hash of the fully decoded pixels (candidates only)
+ALIGN_KIND = "cull-align:v2"  # per pair "sha_a:sha_b" (sorted): alignment agreement
+QUALITY_SIZE = 512  # longest side at which sharpness, exposure and faces are measured
+PIXEL_HASH_BITS = 4  # perceptual hashes this close (and the same size) get a full pixel-hash comparison
+APPROX_ABOVE = 20_000  # photos: above this the kNN index is approximate (PCA + IVF)
+TIERS = ("exact", "duplicate", "similar")
+_RANK = {k: i for i, k in enumerate(TIERS)}
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    keep: str  # path of the best shot
+    duplicates: list[str]  # the other members' paths (not including keep)
+    kind: str  # "exact" | "duplicate" | "similar"
+    scores: dict[str, dict[str, float]]  # per member path (keep included)
+    reason: str  # why `keep` was picked, readable
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "keep": self.keep,
+            "duplicates": list(self.duplicates),
+            "kind": self.kind,
+            "scores": {p: dict(s) for p, s in self.scores.items()},
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class LowQuality:
+    path: str
+    reason: str
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason, "score": self.score}
+
+
+@dataclass(frozen=True)
+class CullResult:
+    groups: list[DuplicateGroup]  # only groups of 2+ photos
+    low_quality: list[LowQuality]  # every photo that fails a quality check (also when in a group)
+    photos: list[Understood]  # the input records with verdict / reason / duplicate_of filled in
+    culled: frozenset[str] = field(default_factory=frozenset)  # paths left out of posts (config `remove`)
+
+    def kept(self) -> list[int]:
+        """Indices into `photos` of the photos that stay in posts."""
+        return [i for i, u in enumerate(self.photos) if u.photo.path not in self.culled]
+
+    def components(self, kind: str) -> list[set[str]]:
+        """Sets of paths that belong together at tier `kind` or a stronger one (2+ photos each)."""
+        if kind not in _RANK:
+            raise ValueError(f"unknown tier {kind!r}; expected one of {', '.join(TIERS)}")
+        uf = _UnionFind()
+        for g in self.groups:
+            if _RANK[g.kind] <= _RANK[kind]:
+                for d in g.duplicates:
+                    uf.union(g.keep, d)
+        return [s for s in uf.sets() if len(s) > 1]
+
+    def to_json(self) -> dict[str, Any]:
+        """The document `photopoet dedupe --json` prints."""
+        return {
+            "groups": [g.to_json() for g in self.groups],
+            "low_quality": [q.to_json() for q in self.low_quality],
+        }
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[Any, Any] = {}
+
+    def find(self, x: Any) -> Any:
+        self.parent.setdefault(x, x)
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: Any, b: Any) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+    def sets(self) -> list[set[Any]]:
+        out: dict[Any, set[Any]] = {}
+        for x in list(self.parent):
+            out.setdefault(self.find(x), set()).add(x)
+        return list(out.values())
+
+
+# -- per-photo signals --------------------------------------------------------------------------------------
+
+
+def phash(img: Image.Image) -> str:
+    """64-bit DCT perceptual hash (imagehash.phash) as 16 hex digits."""
+    with _import_lock:
+        import imagehash
+
+    return str(imagehash.phash(img, hash_size=8))
+
+
+def hamming(a: str, b: str) -> int:
+    """Bits that differ between two hex hashes."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def _gray(img: Image.Image, size: int = QUALITY_SIZE) -> np.ndarray:
+    """Luminance (uint8), longest side reduced to `size` (never enlarged: a small photo is judged as it is)."""
+    g = img.convert("L")
+    if max(g.size) > size:
+        g = g.copy()
+        g.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(g)
+
+
+_local = threading.local()
+_import_lock = threading.Lock()
+
+
+def _cv2() -> Any:
+    """OpenCV, imported once under a lock (a first import racing in two threads leaves it half-initialised)."""
+    with _import_lock:
+        import cv2
+        import cv2.data  # noqa: F401  (the cascades' folder)
+
+        return cv2
+
+
+def _cascades() -> tuple[Any, Any]:
+    """OpenCV's packaged frontal-face and eye cascades, one pair per thread (they are not thread-safe)."""
+    if not hasattr(_local, "cascades"):
+        cv2 = _cv2()
+        root = Path(cv2.data.haarcascades)
+        face = cv2.CascadeClassifier(str(root / "haarcascade_frontalface_default.xml"))
+        eye = cv2.CascadeClassifier(str(root / "haarcascade_eye.xml"))
+        if face.empty() or eye.empty():  # pragma: no cover - a broken OpenCV install
+            raise RuntimeError(f"OpenCV's Haar cascades are missing from {root}")
+        _local.cascades = (face, eye)
+    return _local.cascades
+
+
+def face_signals(gray: np.ndarray, min_face: int) -> dict[str, int]:
+    """Frontal faces at least `min_face` px wide (big enough to judge eyes), and how many show no open eye.
+
+    The eye cascade finds open eyes far more often than closed ones, so a judged face with no eye found
+    reads as "eyes may be closed". A hint, not a proof: glasses, profile views and shadows do the same.
+    """
+    cv2 = _cv2()
+    face_cc, eye_cc = _cascades()
+    eq = cv2.equalizeHist(gray)
+    faces = face_cc.detectMultiScale(eq, scaleFactor=1.1, minNeighbors=10, minSize=(min_face, min_face))
+    closed = 0
+    for x, y, w, h in faces if len(faces) else []:
+        # the band where eyes sit, enlarged so that an eye spans well over the cascade's 20 px window
+        band = gray[y + h // 5 : y + h * 11 // 20, x : x + w]
+        band = cv2.resize(band, (200, max(1, round(200 * band.shape[0] / w))), interpolation=cv2.INTER_CUBIC)
+        band = cv2.equalizeHist(band)
+        eyes = eye_cc.detectMultiScale(band, scaleFactor=1.05, minNeighbors=3, minSize=(20, 20), maxSize=(90, 90))
+        if len(eyes) == 0:
+            closed += 1
+    return {"faces": int(len(faces)), "eyes_closed": int(closed)}
+
+
+def quality_signals(img: Image.Image, *, min_face: int = 80) -> dict[str, float]:
+    """Sharpness, exposure and faces of one working copy, measured at :data:`QUALITY_SIZE` px.
+
+    * ``sharpness``: variance of the Laplacian of the luminance (0-255) at that size (the blur check);
+    * ``detail``: the same divided by the luminance variance, so that a brighter or contrastier edit of a
+      frame does not look sharper than the original (the best-shot comparison);
+    * ``colour``: mean saturation (0 for black and white);
+    * ``dark`` / ``bright``: share of pixels clipped to black (<= 8) / white (>= 247);
+    * ``mean``, ``p01``, ``p99``: mean luminance and its 1st and 99th percentiles;
+    * ``faces``, ``eyes_closed``: see :func:`face_signals`.
+    """
+    cv2 = _cv2()
+    g = _gray(img)
+    lap = cv2.Laplacian(g, cv2.CV_64F, ksize=1)
+    p01, p99 = np.percentile(g, [1, 99])
+    var = float(g.var())
+    out: dict[str, float] = {
+        "sharpness": round(float(lap.var()), 2),
+        "detail": round(float(lap.var()) / var, 4) if var > 1e-6 else 0.0,
+        "colour": round(float(np.asarray(img.convert("HSV"))[..., 1].mean()) / 255.0, 4),
+        "dark": round(float((g <= 8).mean()), 4),
+        "bright": round(float((g >= 247).mean()), 4),
+        "mean": round(float(g.mean()), 2),
+        "p01": float(p01),
+        "p99": float(p99),
+    }
+    out.update(face_signals(g, min_face))
+    return out
+
+
+def photo_signals(img: Image.Image, *, min_face: int = 80) -> dict[str, Any]:
+    return {"phash": phash(img), **quality_signals(img, min_face=min_face)}
+
+
+def _flat_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def pixel_hash(path: str | Path) -> str | None:
+    """SHA-256 of the fully decoded, upright RGB pixels (alpha composited on white); None if unreadable."""
+    from photopoet.stages.ingest import _own_pixel_guard
+
+    try:
+        with _own_pixel_guard(), Image.open(path) as im:
+            im.load()
+            up = _flat_rgb(ImageOps.exif_transpose(im))
+            h = hashlib.sha256(f"{up.width}x{up.height}:".encode())
+            h.update(up.tobytes())
+            return h.hexdigest()
+    except Exception:  # unreadable now (changed or removed since ingest): it simply is not an exact match
+        return None
+
+
+# -- alignment check for "same frame, edited" ---------------------------------------------------------------
+
+
+def _orb(gray: np.ndarray) -> tuple[Any, Any]:
+    cv2 = _cv2()
+    orb = cv2.ORB_create(nfeatures=1500, fastThreshold=10)
+    return orb.detectAndCompute(gray, None)
+
+
+def alignment_score(a: Image.Image, b: Image.Image) -> float | None:
+    """How well `b` maps onto `a` as the same frame: 0 (not at all) .. 1 (every textured part agrees);
+    None when the images hold too little texture to judge (then the perceptual hash decides).
+
+    ORB keypoints are matched (ratio test) and a similarity transform (rotation, scale, shift: what crops,
+    resizes, borders and slight rotations do) is fitted with RANSAC. `b` is warped into `a`'s frame and both
+    are cut into an 8 x 8 grid; the score is the share of textured tiles inside the overlap whose normalised
+    correlation is at least 0.8. Correlation ignores brightness, contrast and colour, so exposure changes and
+    black and white keep a high score; another frame of the same scene (people moved, the camera moved)
+    leaves many tiles that disagree.
+    """
+    cv2 = _cv2()
+    ga, gb = _gray(a), _gray(b)
+    ka, da = _orb(ga)
+    kb, db = _orb(gb)
+    if da is None or db is None or len(ka) < 10 or len(kb) < 10:
+        return None
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    good = []
+    for pair in matcher.knnMatch(db, da, k=2):
+        if len(pair) == 2 and pair[0].distance < 0.8 * pair[1].distance:
+            good.append(pair[0])
+    if len(good) < 10:
+        return 0.0
+    src = np.float32([kb[m.queryIdx].pt for m in good])
+    dst = np.float32([ka[m.trainIdx].pt for m in good])
+    M, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+    if M is None or inliers is None or int(inliers.sum()) < 10:
+        return 0.0
+    scale = math.hypot(M[0, 0], M[1, 0])
+    if not 0.2 < scale < 5:
+        return 0.0
+    h, w = ga.shape
+    warped = cv2.warpAffine(gb, M, (w, h), flags=cv2.INTER_LINEAR)
+    mask = cv2.warpAffine(np.full(gb.shape, 255, np.uint8), M, (w, h), flags=cv2.INTER_NEAREST)
+    mask = cv2.erode(mask, np.ones((5, 5), np.uint8)) > 0
+    if mask.mean() < 0.2:
+        return 0.0
+    fa = cv2.GaussianBlur(ga.astype(np.float32), (0, 0), 1.5)
+    fb = cv2.GaussianBlur(warped.astype(np.float32), (0, 0), 1.5)
+    agree = textured = 0
+    for ys in np.array_split(np.arange(h), 8):
+        for xs in np.array_split(np.arange(w), 8):
+            m = mask[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
+            if m.mean() < 0.9:
+                continue
+            ta = fa[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1][m]
+            tb = fb[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1][m]
+            sa, sb = ta.std(), tb.std()
+            if sa < 4 or sb < 4:  # flat (sky, wall, border): says nothing either way
+                continue
+            textured += 1
+            ncc = float(((ta - ta.mean()) * (tb - tb.mean())).mean() / (sa * sb))
+            agree += ncc >= 0.8
+    if textured < 4:
+        return None if mask.mean() > 0.5 else 0.0
+    return agree / textured
+
+
+# -- candidate pairs ----------------------------------------------------------------------------------------
+
+
+def knn_pairs(
+    features: np.ndarray, k: int, min_cosine: float, *, approximate: bool | None = None
+) -> list[tuple[int, int, float]]:
+    """Pairs ``(i, j, cosine)`` with ``i < j`` among each row's `k` nearest neighbours at cosine >= `min_cosine`.
+
+    `features` rows are L2-normalised. Exact inner-product search (``faiss.IndexFlatIP``) up to
+    :data:`APPROX_ABOVE` rows, else (or with ``approximate=True``) an inverted-file index (``IndexIVFFlat``,
+    about 4 sqrt(n) lists, 16 probed) over vectors reduced to 128 dimensions by PCA and renormalised; the
+    cosine reported is always the exact one from the full vectors.
+    """
+    import faiss
+
+    n = len(features)
+    if n < 2:
+        return []
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    kk = min(k + 1, n)
+    if approximate is None:
+        approximate = n > APPROX_ABOVE
+    if not approximate:
+        index = faiss.IndexFlatIP(x.shape[1])
+        index.add(x)
+        sims, nbr = index.search(x, kk)
+        floor = min_cosine  # inner products of normalised rows: exact cosines
+    else:
+        y = x
+        if x.shape[1] > 128:
+            pca = faiss.PCAMatrix(x.shape[1], 128)
+            pca.train(x[np.random.default_rng(0).choice(n, min(n, 10_000), replace=False)])
+            y = np.ascontiguousarray(pca.apply(x), dtype=np.float32)
+            faiss.normalize_L2(y)
+        nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))  # faiss wants >= 39 training points per list
+        quantizer = faiss.IndexFlatIP(y.shape[1])
+        index = faiss.IndexIVFFlat(quantizer, y.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(y[np.random.default_rng(1).choice(n, min(n, 64 * nlist), replace=False)])
+        index.add(y)
+        index.nprobe = min(nlist, 16)
+        sims, nbr = index.search(y, kk)
+        floor = min_cosine - 0.15  # reduced-space cosines are approximate: recheck survivors on full vectors
+    rows = np.repeat(np.arange(n, dtype=np.int64), nbr.shape[1])
+    cols = nbr.reshape(-1).astype(np.int64)
+    ok = (cols >= 0) & (cols != rows) & (sims.reshape(-1) >= floor)
+    lo, hi = np.minimum(rows[ok], cols[ok]), np.maximum(rows[ok], cols[ok])
+    keys, first = np.unique(lo * n + hi, return_index=True)
+    lo, hi = keys // n, keys % n
+    if approximate:
+        cos = np.empty(len(keys), np.float32)
+        for s in range(0, len(keys), 65_536):  # bounded memory: never gathers every pair at once
+            e = s + 65_536
+            cos[s:e] = np.einsum("ij,ij->i", x[lo[s:e]], x[hi[s:e]])
+    else:
+        cos = sims.reshape(-1)[ok][first]
+    keep = cos >= min_cosine
+    return [(int(i), int(j), float(c)) for i, j, c in zip(lo[keep], hi[keep], cos[keep], strict=True)]
+
+
+# -- quality verdicts ---------------------------------------------------------------------------------------
+
+
+def quality_problem(sig: dict[str, Any], megapixels: float, cfg: CullConfig) -> tuple[str, float] | None:
+    """The first quality problem of a photo as ``(readable reason, score)``, or None when it passes."""
+    if megapixels < cfg.min_megapixels:
+        return f"low resolution: {megapixels:.2f} MP < {cfg.min_megapixels:g} MP", round(megapixels, 3)
+    if sig["p99"] < cfg.dark_p99:
+        return (
+            f"too dark: brightest 1% of pixels at luminance {sig['p99']:.0f} < {cfg.dark_p99:g} "
+            f"(mean {sig['mean']:.0f})",
+            float(sig["p99"]),
+        )
+    if sig["bright"] > cfg.max_clipped_bright and sig["mean"] > cfg.bright_mean:
+        return (
+            f"blown out: {sig['bright']:.0%} of pixels clipped white, mean luminance {sig['mean']:.0f} "
+            f"(limits {cfg.max_clipped_bright:.0%}, {cfg.bright_mean:g})",
+            float(sig["bright"]),
+        )
+    if sig["sharpness"] < cfg.min_sharpness:
+        return f"blurry: sharpness {sig['sharpness']:.1f} < {cfg.min_sharpness:g}", float(sig["sharpness"])
+    if cfg.closed_eyes and sig.get("eyes_closed", 0) > 0:
+        n = int(sig["eyes_closed"])
+        return f"eyes may be closed: {n} of {int(sig['faces'])} face{'s' if sig['faces'] > 1 else ''}", float(n)
+    return None
+
+
+# -- best shot ----------------------------------------------------------------------------------------------
+
+
+def exposure_score(sig: dict[str, Any]) -> float:
+    """1 for a well spread histogram; less for clipped shadows/highlights and a mean far from mid-grey."""
+    clipped = min(1.0, sig["dark"] + sig["bright"])
+    off = abs(sig["mean"] - 118.0) / 118.0
+    return round(max(0.0, 1.0 - clipped - 0.5 * off * off), 4)
+
+
+def _member_scores(sig: dict[str, Any], megapixels: float) -> dict[str, float]:
+    faces = int(sig.get("faces", 0))
+    eyes = 1.0 if faces == 0 else 1.0 - int(sig.get("eyes_closed", 0)) / faces
+    return {
+        "sharpness": float(sig["sharpness"]),
+        "detail": float(sig["detail"]),
+        "exposure": exposure_score(sig),
+        "faces": float(faces),
+        "eyes_open": round(eyes, 4),
+        "megapixels": round(megapixels, 3),
+    }
+
+
+def _pick_best(
+    members: list[int],
+    photos: Sequence[Understood],
+    scores: dict[int, dict[str, float]],
+    low: set[int],
+    cfg: CullConfig,
+) -> tuple[int, str]:
+    """The best member and a readable reason. `scores` get their ``total`` filled in."""
+    w = cfg.weights
+    max_detail = max(scores[i]["detail"] for i in members) or 1.0
+    max_mp = max(scores[i]["megapixels"] for i in members) or 1.0
+    for i in members:
+        s = scores[i]
+        total = (
+            w.sharpness * s["detail"] / max_detail
+            + w.exposure * s["exposure"]
+            + w.eyes * s["eyes_open"]
+            + w.resolution * s["megapixels"] / max_mp
+        ) / (w.sharpness + w.exposure + w.eyes + w.resolution)
+        s["total"] = round(total, 4)
+
+    def key(i: int) -> tuple:  # ties: the larger file, then the first in walk order
+        return (i not in low, scores[i]["total"], photos[i].photo.size_bytes, -i)
+
+    order = sorted(members, key=key, reverse=True)
+    best, runner = order[0], order[1]
+    b, r = scores[best], scores[runner]
+    why: list[str] = []
+    if runner in low and best not in low:
+        why.append("passes the quality checks")
+    if b["detail"] > 1.1 * r["detail"]:
+        why.append(f"sharpest ({b['sharpness']:.0f} vs {r['sharpness']:.0f})")
+    if b["exposure"] > r["exposure"] + 0.02:
+        why.append(f"better exposed ({b['exposure']:.2f} vs {r['exposure']:.2f})")
+    if b["eyes_open"] > r["eyes_open"]:
+        why.append("eyes open")
+    if b["megapixels"] > 1.05 * r["megapixels"]:
+        why.append(f"higher resolution ({b['megapixels']:.1f} vs {r['megapixels']:.1f} MP)")
+    if not why:
+        if b["total"] > r["total"]:
+            why.append(f"best overall score ({b['total']:.3f} vs {r['total']:.3f})")
+        elif photos[best].photo.size_bytes > photos[runner].photo.size_bytes:
+            why.append("scores tie; larger file")
+        else:
+            why.append("scores tie; first in the folder")
+    return best, ", ".join(why)
+
+
+# -- the stage ----------------------------------------------------------------------------------------------
+
+
+def _time(u: Understood) -> datetime | None:
+    try:
+        return datetime.fromisoformat(u.photo.taken_at) if u.photo.taken_at else None
+    except ValueError:
+        return None
+
+
+def _signals(photos: Sequence[Understood], cache: Cache, cfg: CullConfig, progress: bool) -> dict[str, dict]:
+    """Per-sha signals, from the cache or computed from the working copies (two threads)."""
+    from photopoet.stages.ingest import working_copy_from_bytes
+
+    kind = f"{SIGNALS_KIND}:face{cfg.min_face_px}"
+    shas = list(dict.fromkeys(u.photo.sha256 for u in photos))
+    have = cache.get_json(kind, shas)
+    todo = [s for s in shas if s not in have]
+    if not todo:
+        return have
+
+    def work(blob: bytes) -> dict[str, Any]:
+        return photo_signals(working_copy_from_bytes(blob), min_face=cfg.min_face_px)
+
+    with (
+        tqdm(total=len(todo), desc="cull", unit="photo", disable=not progress) as bar,
+        ThreadPoolExecutor(max_workers=2, thread_name_prefix="cull") as pool,
+    ):
+        for start in range(0, len(todo), 32):
+            chunk = todo[start : start + 32]
+            blobs = []
+            for s in chunk:
+                blob = cache.get_thumb(s)
+                if blob is None:
+                    raise KeyError(f"no working copy of {s} in the cache {cache.path}; ingest the photo first")
+                blobs.append(blob)
+            done = dict(zip(chunk, pool.map(work, blobs), strict=True))
+            cache.put_json(kind, done)
+            have.update(done)
+            bar.update(len(chunk))
+    return have
+
+
+class _Pairs:
+    """Per-pair evidence, computed lazily and cached."""
+
+    def __init__(self, photos: Sequence[Understood], sig: dict[str, dict], cache: Cache) -> None:
+        self.photos, self.sig, self.cache = photos, sig, cache
+        self._pixels: dict[str, str | None] = {}
+        self._align: dict[str, float | None] = {}
+        self._images: dict[str, Image.Image] = {}  # a few working copies, most recent last
+
+    def _image(self, sha: str) -> Image.Image:
+        from photopoet.stages.ingest import load_working_copy
+
+        img = self._images.pop(sha, None)
+        if img is None:
+            img = load_working_copy(self.cache, sha)
+            if len(self._images) >= 32:
+                self._images.pop(next(iter(self._images)))
+        self._images[sha] = img
+        return img
+
+    def pixel_hashes(self, idx: Iterable[int]) -> None:
+        idx = [i for i in idx if self.photos[i].photo.sha256 not in self._pixels]
+        shas = list(dict.fromkeys(self.photos[i].photo.sha256 for i in idx))
+        self._pixels.update(self.cache.get_json(PIXELS_KIND, shas))
+        new: dict[str, str | None] = {}
+        for i in idx:
+            s = self.photos[i].photo.sha256
+            if s not in self._pixels:
+                self._pixels[s] = new[s] = pixel_hash(self.photos[i].photo.path)
+        self.cache.put_json(PIXELS_KIND, {s: v for s, v in new.items() if v is not None})
+
+    def same_pixels(self, i: int, j: int) -> bool:
+        a, b = self._pixels.get(self.photos[i].photo.sha256), self._pixels.get(self.photos[j].photo.sha256)
+        return a is not None and a == b
+
+    def alignment(self, i: int, j: int) -> float | None:
+        a, b = sorted((self.photos[i].photo.sha256, self.photos[j].photo.sha256))
+        key = f"{a}:{b}"
+        if key not in self._align:
+            got = self.cache.get_json(ALIGN_KIND, [key])
+            if key in got:
+                self._align[key] = got[key]
+            else:
+                score = alignment_score(self._image(a), self._image(b))
+                score = None if score is None else round(score, 4)
+                self._align[key] = score
+                self.cache.put_json(ALIGN_KIND, {key: score})
+        return self._align[key]
+
+
+def pair_tier(
+    i: int, j: int, cos: float, photos: Sequence[Understood], sig: dict[str, dict], pairs: _Pairs, cfg: CullConfig
+) -> tuple[str | None, str]:
+    """The strongest tier that holds for a candidate pair, and the evidence as text."""
+    pi, pj = photos[i].photo, photos[j].photo
+    if pi.sha256 == pj.sha256:
+        return "exact", "same bytes"
+    hi, hj = sig[pi.sha256], sig[pj.sha256]
+    ham = hamming(hi["phash"], hj["phash"])
+    if (pi.width, pi.height) == (pj.width, pj.height) and ham <= PIXEL_HASH_BITS:
+        pairs.pixel_hashes([i, j])
+        if pairs.same_pixels(i, j):
+            return "exact", "same pixels"
+    if cos < cfg.candidate_cosine:
+        return None, ""
+    align = pairs.alignment(i, j)
+    if align is None:
+        if ham <= cfg.duplicate_hash_distance:
+            return "duplicate", f"perceptual hash {ham} bits apart, cosine {cos:.3f}"
+    elif align >= cfg.duplicate_alignment:
+        return "duplicate", f"aligns as the same frame ({align:.2f}), cosine {cos:.3f}"
+    if cos >= cfg.similar_cosine or (align is not None and align >= cfg.similar_alignment):
+        ti, tj = _time(photos[i]), _time(photos[j])
+        if ti is not None and tj is not None and abs((ti - tj).total_seconds()) > cfg.similar_max_gap_seconds:
+            return None, "taken too far apart"
+        return "similar", f"cosine {cos:.3f}" + ("" if align is None else f", alignment {align:.2f}")
+    return None, ""
+
+
+def cull(
+    photos: Sequence[Understood],
+    features: np.ndarray,
+    cfg: CullConfig,
+    cache: Cache,
+    *,
+    progress: bool = True,
+) -> CullResult:
+    """Duplicate groups, quality problems and a verdict for every photo.
+
+    `features` are the L2-normalised image features, rows following `photos` (``Understanding.features``).
+    """
+    photos = list(photos)
+    n = len(photos)
+    if not cfg.enabled or n == 0:
+        return CullResult(groups=[], low_quality=[], photos=photos)
+    if len(features) != n:
+        raise ValueError(f"{len(features)} feature rows for {n} photos")
+    sig = _signals(photos, cache, cfg, progress)
+    mp = [u.photo.width * u.photo.height / 1e6 for u in photos]
+
+    # quality
+    problems: dict[int, tuple[str, float]] = {}
+    for i, u in enumerate(photos):
+        p = quality_problem(sig[u.photo.sha256], mp[i], cfg)
+        if p is not None:
+            problems[i] = p
+    low = set(problems)
+
+    # candidate pairs: same bytes, same perceptual hash and size, and the kNN neighbours in feature space
+    cand: dict[tuple[int, int], float] = {}
+    feats = np.asarray(features, dtype=np.float32)
+    buckets: dict[Any, list[int]] = {}
+    for i, u in enumerate(photos):
+        buckets.setdefault(("sha", u.photo.sha256), []).append(i)
+        buckets.setdefault(("px", u.photo.width, u.photo.height, sig[u.photo.sha256]["phash"]), []).append(i)
+    for members in buckets.values():
+        for a in range(len(members)):
+            for b in range(a + 1, len(members)):
+                i, j = members[a], members[b]
+                cand[(i, j)] = float(feats[i] @ feats[j])
+    for i, j, c in knn_pairs(feats, cfg.neighbors, cfg.candidate_cosine):
+        cand.setdefault((i, j), c)
+
+    pairs = _Pairs(photos, sig, cache)
+    links: dict[str, list[tuple[int, int]]] = {t: [] for t in TIERS}
+    evidence: dict[tuple[int, int], str] = {}
+    for (i, j), c in sorted(cand.items()):
+        tier, why = pair_tier(i, j, c, photos, sig, pairs, cfg)
+        if tier is not None:
+            links[tier].append((i, j))
+            evidence[(i, j)] = why
+
+    # tier by tier: groups of the representatives left by the stronger tiers
+    scores = {i: _member_scores(sig[u.photo.sha256], mp[i]) for i, u in enumerate(photos)}
+    rep = list(range(n))  # each photo's representative after the tiers so far
+    verdict: dict[int, tuple[str, int, str]] = {}  # non-kept member -> (tier, kept index, evidence)
+    groups: list[DuplicateGroup] = []
+    for tier in TIERS:
+        tier_links = [(rep[i], rep[j]) for t in TIERS[: _RANK[tier] + 1] for i, j in links[t]]
+        tier_links = [(a, b) for a, b in tier_links if a != b]
+        if tier == "similar":
+            comps = _complete_linkage(tier_links, feats, cfg.similar_cosine)
+        else:
+            uf = _UnionFind()
+            for a, b in tier_links:
+                uf.union(a, b)
+            comps = [sorted(s) for s in uf.sets() if len(s) > 1]
+        for members in sorted(comps):
+            best, reason = _pick_best(members, photos, scores, low, cfg)
+            others = [m for m in members if m != best]
+            for m in others:
+                key = (min(m, best), max(m, best))
+                verdict[m] = (tier, best, evidence.get(key, f"{tier} of {photos[best].photo.path}"))
+            for x in range(n):
+                if rep[x] in members:
+                    rep[x] = best
+            groups.append(
+                DuplicateGroup(
+                    keep=photos[best].photo.path,
+                    duplicates=[photos[m].photo.path for m in sorted(others)],
+                    kind=tier,
+                    scores={photos[m].photo.path: dict(scores[m]) for m in [best, *sorted(others)]},
+                    reason=reason,
+                )
+            )
+
+    # verdicts
+    remove = set(cfg.remove)
+    out: list[Understood] = []
+    culled: set[str] = set()
+    for i, u in enumerate(photos):
+        if i in verdict:
+            tier, best, why = verdict[i]
+            label = "exact duplicate" if tier == "exact" else ("duplicate" if tier == "duplicate" else "similar shot")
+            extra = f"; also {problems[i][0]}" if i in problems else ""
+            out.append(
+                replace(
+                    u,
+                    verdict="duplicate" if tier == "exact" else tier,
+                    reason=f"{label} of {Path(photos[best].photo.path).name} ({why}){extra}",
+                    duplicate_of=photos[best].photo.path,
+                )
+            )
+            if tier in remove:
+                culled.add(u.photo.path)
+        elif i in problems:
+            out.append(replace(u, verdict="low_quality", reason=problems[i][0], duplicate_of=None))
+            if "low_quality" in remove:
+                culled.add(u.photo.path)
+        else:
+            out.append(replace(u, verdict="keep", reason=None, duplicate_of=None))
+    low_list = [LowQuality(photos[i].photo.path, r, s) for i, (r, s) in sorted(problems.items())]
+    groups.sort(key=lambda g: (_RANK[g.kind], g.keep))
+    return CullResult(groups=groups, low_quality=low_list, photos=out, culled=frozenset(culled))
+
+
+def _complete_linkage(links: list[tuple[int, int]], feats: np.ndarray, threshold: float) -> list[list[int]]:
+    """Groups joined by `links` (strongest first) only where every cross pair reaches `threshold` cosine."""
+    group_of: dict[int, list[int]] = {}
+    strength = sorted({(min(a, b), max(a, b)) for a, b in links}, key=lambda p: -float(feats[p[0]] @ feats[p[1]]))
+    for a, b in strength:
+        ga, gb = group_of.get(a, [a]), group_of.get(b, [b])
+        if ga is gb:
+            continue
+        cross = feats[ga] @ feats[gb].T
+        if float(cross.min()) < threshold:
+            continue
+        merged = ga + gb
+        for m in merged:
+            group_of[m] = merged
+    seen: set[int] = set()
+    out: list[list[int]] = []
+    for g in group_of.values():
+        if id(g) not in seen:
+            seen.add(id(g))
+            out.append(sorted(g))
+    return out
+
+
+def dedupe_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True) -> CullResult:
+    """Ingest, understand and cull a folder with the config's cache: what `photopoet dedupe` prints.
+
+    Files that cannot be read are not part of the result (``photopoet run`` lists them as excluded).
+    """
+    from photopoet.pipeline import check_photo_folder, open_cache
+    from photopoet.stages.ingest import ingest
+    from photopoet.stages.understand import ModelSet, understand
+
+    photos_dir = Path(photos_dir)
+    check_photo_folder(photos_dir)
+    cache, cache_dir = open_cache(cfg)
+    with cache:
+        ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
+        und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
+        return cull(und.photos, und.features, cfg.cull, cache, progress=progress)

@@ -1,0 +1,256 @@
+"""Culling on real small photos (scikit-image samples) with the real offline image model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageFilter
+from typer.testing import CliRunner
+
+from photopoet.cache import Cache
+from photopoet.cli import app
+from photopoet.config import CullConfig, load_config
+from photopoet.stages import cull as cull_mod
+from photopoet.stages.cull import CullResult, cull, dedupe_folder, knn_pairs
+from photopoet.stages.ingest import ingest
+from photopoet.stages.understand import ModelSet, understand
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A config with a private cache, one open cache and one model set shared by the tests of this module."""
+    root = tmp_path_factory.mktemp("cullenv")
+    cfg_path = root / "config.yaml"
+    cfg_path.write_text(f"cache:\n  dir: {root / 'cache'}\n", encoding="utf-8")
+    cfg = load_config(cfg_path)
+    (root / "cache").mkdir()
+    cache = Cache(root / "cache" / "cache.sqlite3")
+    models = ModelSet(cfg, root / "cache")
+    yield cfg, cfg_path, cache, models
+    cache.close()
+
+
+def run_cull(env, folder: Path, **overrides) -> CullResult:
+    cfg, _, cache, models = env
+    ccfg = cfg.cull.model_copy(update=overrides) if overrides else cfg.cull
+    photos = ingest(folder, cfg.ingest, cache, progress=False).photos
+    und = understand(photos, cfg, cache, models, progress=False)
+    return cull(und.photos, und.features, ccfg, cache, progress=False)
+
+
+def by_name(res: CullResult) -> dict[str, object]:
+    return {Path(u.photo.path).name: u for u in res.photos}
+
+
+@pytest.fixture(scope="module")
+def imgs():
+    import skimage.data
+
+    return {
+        k: Image.fromarray(getattr(skimage.data, k)()).convert("RGB")
+        for k in ("astronaut", "coffee", "chelsea", "rocket")
+    }
+
+
+def test_exact_same_bytes(env, imgs, tmp_path):
+    imgs["astronaut"].save(tmp_path / "a.png")
+    (tmp_path / "copy").mkdir()
+    shutil.copy(tmp_path / "a.png", tmp_path / "copy" / "a.png")
+    imgs["rocket"].save(tmp_path / "rocket.jpg", quality=92)
+    res = run_cull(env, tmp_path)
+    (g,) = res.groups
+    assert g.kind == "exact" and g.keep == str(tmp_path / "a.png")
+    assert g.duplicates == [str(tmp_path / "copy" / "a.png")]
+    assert "tie" in g.reason
+    u = by_name(res)
+    copy = next(x for x in res.photos if x.photo.path == str(tmp_path / "copy" / "a.png"))
+    assert copy.verdict == "duplicate" and copy.duplicate_of == g.keep and "same bytes" in copy.reason
+    assert u["rocket.jpg"].verdict == "keep" and u["rocket.jpg"].reason is None
+
+
+def test_exact_same_pixels_other_encoding(env, imgs, tmp_path):
+    imgs["astronaut"].save(tmp_path / "astronaut.png")
+    imgs["astronaut"].save(tmp_path / "astronaut.webp", lossless=True)
+    imgs["astronaut"].save(tmp_path / "astronaut.tif")
+    res = run_cull(env, tmp_path)
+    (g,) = res.groups
+    assert g.kind == "exact" and len(g.duplicates) == 2
+    assert {u.verdict for u in res.photos} == {"keep", "duplicate"}
+    assert all("same pixels" in u.reason for u in res.photos if u.verdict == "duplicate")
+    # the pixel hashes were cached: a rerun does not decode the originals again
+    cfg, _, cache, _ = env
+    assert len(cache.get_json(cull_mod.PIXELS_KIND, [u.photo.sha256 for u in res.photos])) == 3
+
+
+def test_edited_copy_is_a_duplicate_and_the_original_is_kept(env, imgs, tmp_path):
+    coffee = imgs["coffee"]
+    coffee.save(tmp_path / "coffee.jpg", quality=95)
+    coffee.resize((450, 300), Image.Resampling.LANCZOS).save(tmp_path / "coffee-export.jpg", quality=40)
+    ImageEnhance.Brightness(coffee).enhance(1.3).convert("L").convert("RGB").save(tmp_path / "coffee-bw.jpg")
+    imgs["chelsea"].save(tmp_path / "cat.jpg", quality=92)
+    res = run_cull(env, tmp_path)
+    (g,) = res.groups
+    assert g.kind == "duplicate"
+    assert g.keep == str(tmp_path / "coffee.jpg")
+    assert sorted(Path(d).name for d in g.duplicates) == ["coffee-bw.jpg", "coffee-export.jpg"]
+    assert set(g.scores) == {g.keep, *g.duplicates}
+    assert {"sharpness", "exposure", "faces", "megapixels", "total"} <= set(g.scores[g.keep])
+    u = by_name(res)
+    assert u["coffee-export.jpg"].verdict == "duplicate" and "aligns as the same frame" in u["coffee-export.jpg"].reason
+    assert u["cat.jpg"].verdict == "keep"
+    assert str(tmp_path / "coffee-export.jpg") in res.culled and str(tmp_path / "coffee.jpg") not in res.culled
+
+
+def test_similar_shot_is_its_own_tier(env, imgs, tmp_path):
+    # two frames of one scene: the cup moved between them
+    a = np.asarray(imgs["coffee"]).copy()
+    b = a.copy()
+    b[50:350, 200:550] = a[30:330, 170:520]
+    Image.fromarray(a).save(tmp_path / "frame-1.png")
+    Image.fromarray(b).save(tmp_path / "frame-2.png")
+    res = run_cull(env, tmp_path)
+    (g,) = res.groups
+    assert g.kind == "similar"
+    (other,) = [u for u in res.photos if u.photo.path != g.keep]
+    assert other.verdict == "similar" and other.duplicate_of == g.keep and "similar shot" in other.reason
+    # similar shots stay in posts when the config does not remove them
+    kept = run_cull(env, tmp_path, remove=["exact", "duplicate", "low_quality"])
+    assert kept.groups[0].kind == "similar" and not kept.culled and len(kept.kept()) == 2
+
+
+def test_low_quality_verdicts(env, imgs, tmp_path):
+    imgs["chelsea"].filter(ImageFilter.GaussianBlur(5)).save(tmp_path / "blurred.png")
+    ImageEnhance.Brightness(imgs["coffee"]).enhance(0.1).save(tmp_path / "dark.png")
+    ImageEnhance.Brightness(imgs["rocket"]).enhance(6.0).save(tmp_path / "blown.png")
+    imgs["astronaut"].resize((200, 200)).save(tmp_path / "tiny.png")
+    import skimage.data
+
+    Image.fromarray(skimage.data.immunohistochemistry()).save(tmp_path / "good.png")
+    res = run_cull(env, tmp_path)
+    reasons = {Path(q.path).name: q.reason for q in res.low_quality}
+    assert set(reasons) == {"blurred.png", "dark.png", "blown.png", "tiny.png"}, reasons
+    assert reasons["blurred.png"].startswith("blurry: sharpness ") and "< 25" in reasons["blurred.png"]
+    assert reasons["dark.png"].startswith("too dark")
+    assert reasons["blown.png"].startswith("blown out")
+    assert reasons["tiny.png"].startswith("low resolution: 0.04 MP")
+    scores = {Path(q.path).name: q.score for q in res.low_quality}
+    assert scores["blurred.png"] < 25 and scores["tiny.png"] == pytest.approx(0.04)
+    u = by_name(res)
+    assert u["good.png"].verdict == "keep"
+    assert all(u[n].verdict == "low_quality" and u[n].reason == reasons[n] for n in reasons)
+    assert not res.groups
+
+
+def test_best_shot_prefers_the_sharp_one(env, imgs, tmp_path):
+    imgs["astronaut"].filter(ImageFilter.GaussianBlur(1.0)).save(tmp_path / "a-soft.png")
+    imgs["astronaut"].save(tmp_path / "b-sharp.png")
+    res = run_cull(env, tmp_path)
+    (g,) = res.groups
+    assert g.kind == "duplicate"
+    assert Path(g.keep).name == "b-sharp.png"
+    assert g.reason.startswith("sharpest (")
+    assert g.scores[g.keep]["sharpness"] > g.scores[g.duplicates[0]]["sharpness"]
+    assert g.scores[g.keep]["total"] > g.scores[g.duplicates[0]]["total"]
+
+
+def test_folder_of_zero_one_and_only_duplicates(env, imgs, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run_cull(env, empty)
+    assert res.groups == [] and res.low_quality == [] and res.photos == []
+    one = tmp_path / "one"
+    one.mkdir()
+    imgs["rocket"].save(one / "rocket.jpg", quality=92)
+    res = run_cull(env, one)
+    assert res.groups == [] and [u.verdict for u in res.photos] == ["keep"]
+    dups = tmp_path / "dups"
+    dups.mkdir()
+    imgs["rocket"].save(dups / "r1.png")
+    shutil.copy(dups / "r1.png", dups / "r2.png")
+    imgs["rocket"].save(dups / "r3.jpg", quality=60)
+    res = run_cull(env, dups)
+    assert [u.verdict for u in res.photos].count("keep") == 1
+    assert len(res.kept()) == 1
+    assert {g.kind for g in res.groups} == {"exact", "duplicate"}
+    assert res.components("duplicate") == [{str(dups / n) for n in ("r1.png", "r2.png", "r3.jpg")}]
+    assert res.components("exact") == [{str(dups / "r1.png"), str(dups / "r2.png")}]
+
+
+def test_signals_are_cached(env, imgs, tmp_path, monkeypatch):
+    imgs["chelsea"].save(tmp_path / "cat.png")
+    imgs["chelsea"].save(tmp_path / "cat.jpg", quality=50)
+    first = run_cull(env, tmp_path)
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed a cached value")
+
+    monkeypatch.setattr(cull_mod, "photo_signals", boom)
+    monkeypatch.setattr(cull_mod, "alignment_score", boom)
+    monkeypatch.setattr(cull_mod, "pixel_hash", boom)
+    again = run_cull(env, tmp_path)
+    assert [g.to_json() for g in again.groups] == [g.to_json() for g in first.groups]
+
+
+def test_disabled_keeps_everything(env, imgs, tmp_path):
+    imgs["rocket"].save(tmp_path / "r1.png")
+    shutil.copy(tmp_path / "r1.png", tmp_path / "r2.png")
+    res = run_cull(env, tmp_path, enabled=False)
+    assert res.groups == [] and {u.verdict for u in res.photos} == {"keep"} and len(res.kept()) == 2
+
+
+def test_knn_pairs_exact_and_approximate():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 256)).astype(np.float32)
+    x[1] = x[0] + 0.05 * rng.normal(size=256)
+    x[3] = x[2] + 0.05 * rng.normal(size=256)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    for approximate in (False, True):
+        got = {(i, j) for i, j, _ in knn_pairs(x, 5, 0.9, approximate=approximate)}
+        assert got == {(0, 1), (2, 3)}, approximate
+    assert knn_pairs(x[:1], 5, 0.0) == []
+
+
+def test_dedupe_cli_json_shape(env, imgs, tmp_path):
+    _, cfg_path, _, _ = env
+    imgs["coffee"].save(tmp_path / "coffee.png")
+    shutil.copy(tmp_path / "coffee.png", tmp_path / "copy-of-coffee.png")
+    imgs["chelsea"].filter(ImageFilter.GaussianBlur(5)).save(tmp_path / "blurred.png")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    runner = CliRunner()
+    res = runner.invoke(app, ["dedupe", str(tmp_path), "--config", str(cfg_path), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert set(doc) == {"groups", "low_quality"}
+    (g,) = doc["groups"]
+    assert set(g) == {"keep", "duplicates", "kind", "scores", "reason"}
+    assert g["kind"] == "exact" and g["keep"] == str(tmp_path / "coffee.png")
+    assert g["duplicates"] == [str(tmp_path / "copy-of-coffee.png")]
+    assert set(g["scores"]) == {g["keep"], *g["duplicates"]}
+    (q,) = doc["low_quality"]
+    assert set(q) == {"path", "reason", "score"} and q["path"].endswith("blurred.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing deleted or moved
+    text = runner.invoke(app, ["dedupe", str(tmp_path), "--config", str(cfg_path), "-q"])
+    assert text.exit_code == 0 and "nothing was changed" in text.output and "blurry" in text.output
+    missing = runner.invoke(app, ["dedupe", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "no such folder" in missing.output
+
+
+def test_dedupe_folder_api(env, imgs, tmp_path):
+    cfg, _, _, _ = env
+    imgs["rocket"].save(tmp_path / "r.png")
+    res = dedupe_folder(tmp_path, cfg, progress=False)
+    assert isinstance(res, CullResult) and [u.verdict for u in res.photos] == ["keep"]
+
+
+def test_cull_config_validation():
+    with pytest.raises(ValueError, match="similar_alignment"):
+        CullConfig(similar_alignment=0.9, duplicate_alignment=0.8)
+    with pytest.raises(ValueError, match="similar_cosine"):
+        CullConfig(similar_cosine=0.5, candidate_cosine=0.6)
+    with pytest.raises(ValueError):
+        CullConfig(remove=["blurry"])
+    assert CullConfig(remove=["exact", "exact"]).remove == ["exact"]
