@@ -86,8 +86,24 @@ class UnderstandConfig(_Section):
 class GroupConfig(_Section):
     max_photos_per_post: int = Field(10, ge=1, le=10, description="Instagram carousels hold at most 10")
     time_gap_minutes: float = Field(45.0, gt=0, description="a gap this long in capture time starts a new post")
-    distance_threshold: float = Field(
-        0.6, gt=0, lt=2, description="cosine distance above which photos are not put in one post"
+    time_weight: float = Field(
+        0.5, ge=0, le=10, description="weight of capture-time distance (|dt| / gap, capped at 1) beside content"
+    )
+    color_weight: float = Field(
+        0.25, ge=0, le=10, description="weight of colour-histogram distance (same light, same place) beside content"
+    )
+    label_weight: float = Field(0.0, ge=0, le=10, description="weight of zero-shot label-score distance; 0: off")
+    label_normalization: Literal["zscore", "l2", "none"] = Field(
+        "zscore", description="how label scores are scaled before their distance: per label over the photos, or not"
+    )
+    max_k_fraction: float = Field(
+        0.5, gt=0, le=1, description="k is searched from 2 up to this fraction of the photos (silhouette picks it)"
+    )
+    same_scene_distance: float = Field(
+        0.15, ge=0, lt=2, description="photos whose raw feature distances all stay below this form one post"
+    )
+    singletons: Literal["keep", "merge"] = Field(
+        "keep", description="keep: a lone photo is a post of one; merge: join the nearest post when it fits"
     )
 
 

@@ -1,0 +1,1 @@
+"""Evaluations of the stages against labelled data."""
