@@ -67,20 +67,54 @@ class ModelsConfig(_Section):
 
 class UnderstandConfig(_Section):
     labels: list[str] = Field(default_factory=list)
-    topk: int = Field(3, ge=0, le=50)
+    topk: int = Field(3, ge=0, le=50, description="labels kept per photo, best first")
+    threshold: float = Field(
+        1.0,
+        ge=-10,
+        le=10,
+        description="calibrated score (z against background concepts) a label needs; one scale for every label",
+    )
+    prompt: str = Field("a photo of {label}", description="text each label is embedded as; must hold {label}")
+    faces: bool = Field(True, description="count frontal faces (OpenCV Haar cascade) for portrait / group photo")
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _is_list(cls, v: object) -> object:
+        if isinstance(v, str):
+            raise ValueError(f"must be a list of labels, e.g. [stage, food], not the single string {v!r}")
+        if isinstance(v, list):
+            for i, x in enumerate(v):
+                if not isinstance(x, str):
+                    raise ValueError(f"label {i} must be text, got {x!r}")
+        return v
 
     @field_validator("labels")
     @classmethod
     def _clean_labels(cls, v: list[str]) -> list[str]:
         out: list[str] = []
         for i, label in enumerate(v):
-            label = label.strip()
+            label = " ".join(label.split())
             if not label:
                 raise ValueError(f"label {i} is empty")
+            if len(label) > 80:
+                raise ValueError(f"label {i} is longer than 80 characters: {label[:40]!r}...")
             if label.lower() in (x.lower() for x in out):
                 raise ValueError(f"label {label!r} is listed twice")
             out.append(label)
+        if len(out) > 500:
+            raise ValueError(f"lists {len(out)} labels; at most 500")
         return out
+
+    @field_validator("prompt")
+    @classmethod
+    def _has_slot(cls, v: str) -> str:
+        if v.count("{label}") != 1:
+            raise ValueError("must hold {label} exactly once, e.g. 'a photo of {label}'")
+        try:
+            v.format(label="x")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may hold no braces other than {label}") from None
+        return v
 
 
 class GroupConfig(_Section):

@@ -13,7 +13,7 @@ from photopoet.cache import Cache
 from photopoet.config import Config
 from photopoet.fsutil import atomic_write_json, is_within
 from photopoet.records import Excluded, Post, Understood
-from photopoet.stages.group import group
+from photopoet.stages.group import group_understood
 from photopoet.stages.ingest import ingest
 from photopoet.stages.render import posts_document, render_report, write_post_folders
 from photopoet.stages.understand import ModelSet, understand
@@ -80,9 +80,8 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
         timings["understand"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        keepers = [u for u in und.photos if u.verdict == "keep"]
-        rows = [i for i, u in enumerate(und.photos) if u.verdict == "keep"]
-        posts = group(keepers, und.features[rows], cfg.group)
+        grouping = group_understood(und, cfg.group)
+        posts = grouping.posts
         timings["group"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -107,3 +107,45 @@ def evaluate_grouping(
     ours = clustering_scores(truth, g.labels.tolist(), d)
     base = clustering_scores(truth, baseline_kmeans(feats).tolist(), d)
     return GroupingEval(n_photos=len(items), n_posts_true=len(set(truth)), ours=ours, baseline=base)
+
+
+def understand_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True):
+    """Ingest and understand a folder with the run's cache and models: (IngestResult, Understanding)."""
+    from photopoet.pipeline import RunError, open_cache
+    from photopoet.stages.ingest import ingest
+    from photopoet.stages.understand import ModelSet, understand
+
+    photos_dir = Path(photos_dir)
+    if not photos_dir.is_dir():
+        raise RunError(f"{photos_dir}: no such folder")
+    cache, cache_dir = open_cache(cfg)
+    with cache:
+        ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
+        und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
+    return ing, und
+
+
+def evaluate_folder(photos_dir: Path | str, truth_path: Path | str, cfg: Config, *, progress: bool = True):
+    """:func:`evaluate_grouping` over the photos of ``photos_dir`` that ``truth_path`` lists."""
+    posts = load_truth(truth_path)
+    _, und = understand_folder(photos_dir, cfg, progress=progress)
+    truth = match_truth(und.photos, Path(photos_dir), posts)
+    rows = [i for i, t in enumerate(truth) if t is not None]
+    if not rows:
+        raise TruthError(f"{truth_path}: lists none of the photos in {photos_dir}")
+    return evaluate_understood(und, rows, [truth[i] for i in rows], cfg)
+
+
+def evaluate_understood(und, rows: Sequence[int], truth: Sequence[int], cfg: Config) -> GroupingEval:
+    def pick(a):
+        return None if a is None else a[rows]
+
+    return evaluate_grouping(
+        [und.photos[i] for i in rows],
+        und.features[rows],
+        truth,
+        cfg,
+        colors=pick(und.colors),
+        label_scores=pick(und.label_scores),
+        quality=pick(und.quality),
+    )

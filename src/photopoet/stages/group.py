@@ -31,6 +31,7 @@ import numpy as np
 
 from photopoet.config import GroupConfig
 from photopoet.records import Post, Understood
+from photopoet.stages.understand import Understanding
 
 MAX_K_CANDIDATES = 80  # silhouette is evaluated at most this many k per stretch (evenly spread)
 
@@ -119,6 +120,7 @@ class _Distances:
             parts.append((cfg.time_weight, _time_distance(times, cfg.time_gap_minutes)))
         total = sum(w for w, _ in parts)
         self.mixed = sum(w * d for w, d in parts) / total
+        np.fill_diagonal(self.mixed, 0.0)
 
 
 def _euclid_scaled(s: np.ndarray) -> np.ndarray:
@@ -305,3 +307,22 @@ def group(
 ) -> list[Post]:
     """The posts of :func:`group_photos`."""
     return group_photos(items, feats, cfg, colors=colors, label_scores=label_scores, quality=quality).posts
+
+
+def group_understood(und: Understanding, cfg: GroupConfig, rows: Sequence[int] | None = None) -> Grouping:
+    """:func:`group_photos` over ``und.photos[rows]`` (default: the keepers) with everything understand found."""
+    if rows is None:
+        rows = [i for i, u in enumerate(und.photos) if u.verdict == "keep"]
+    rows = list(rows)
+
+    def pick(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None or len(a) != len(und.photos) else a[rows]
+
+    return group_photos(
+        [und.photos[i] for i in rows],
+        und.features[rows] if rows else np.zeros((0, 1), np.float32),
+        cfg,
+        colors=pick(und.colors),
+        label_scores=pick(und.label_scores),
+        quality=pick(und.quality),
+    )
