@@ -150,3 +150,13 @@ def test_faces_back_portrait_and_group_photo_and_pick_respects_threshold():
     got = pick_labels(raw, boosted[0], labels, topk=3, threshold=1.0, boosted=boosted[0] > z[0])
     assert [lab.name for lab in got] == ["portrait", "food"]
     assert pick_labels(raw, z[1], labels, topk=3, threshold=1.0) == []
+
+
+def test_report_plots_are_png_data_uris():
+    from photopoet.stages.plots import report_plots
+
+    curves = [{"n": 10, "k": [2, 3, 4], "silhouette": [0.1, 0.3, 0.2], "chosen": 3}]
+    plots = report_plots(curves, ["stage", "food"], np.array([[0.5, 1.2], [2.0, -0.3]]), 1.0)
+    assert [p["title"] for p in plots] == ["Choosing the number of posts", "Label scores"]
+    assert all(p["uri"].startswith("data:image/png;base64,iVBOR") for p in plots)
+    assert report_plots([], [], None, 1.0) == []

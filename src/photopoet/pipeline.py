@@ -15,6 +15,7 @@ from photopoet.fsutil import atomic_write_json, is_within
 from photopoet.records import Excluded, Post, Understood
 from photopoet.stages.group import group_understood
 from photopoet.stages.ingest import ingest
+from photopoet.stages.plots import report_plots
 from photopoet.stages.render import posts_document, render_report, write_post_folders
 from photopoet.stages.understand import ModelSet, understand
 from photopoet.stages.write import write_templates
@@ -102,6 +103,7 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
             cache,
             cfg.render,
             n_files=len(ing.photos) + len(ing.excluded),
+            plots=report_plots(grouping.curves, und.label_names, und.label_scores, cfg.understand.threshold),
         )
         timings["render"] = time.perf_counter() - t
     return RunResult(

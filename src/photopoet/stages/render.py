@@ -139,6 +139,7 @@ def render_report(
     cache: Cache,
     cfg: RenderConfig,
     n_files: int,
+    plots: Sequence[dict] = (),
 ) -> Path:
     """A self-contained OUT/report.html: every image inlined, no network needed to open it."""
     env = Environment(loader=PackageLoader("photopoet", "templates"), autoescape=select_autoescape(["html"]))
@@ -159,6 +160,7 @@ def render_report(
         n_files=n_files,
         n_photos=len(by_path),
         version=__version__,
+        plots=list(plots),
     )
     target = out / "report.html"
     atomic_write_text(target, html)
