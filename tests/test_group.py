@@ -68,7 +68,7 @@ def test_cover_is_most_central_and_first():
     outer = [unit(base + 0.3 * rng.normal(size=8)) for _ in range(4)]
     feats = np.stack([*outer[:2], base, *outer[2:]])
     items = [item(f"c{i}") for i in range(5)]
-    (post,) = group(items, feats, GroupConfig(distance_threshold=1.0))
+    (post,) = group(items, feats, GroupConfig(same_scene_distance=1.0))  # one scene: test the cover alone
     assert post.cover == "/p/c2.jpg" and post.photos[0] == "/p/c2.jpg"
 
 

@@ -128,5 +128,42 @@ def samples(
     typer.echo(f"wrote {len(paths)} files to {dest}")
 
 
+@app.command()
+def group(
+    photos: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively). Never modified.")],
+    config: ConfigOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the posts as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Group the photos in PHOTOS into posts (the same stage `run` uses) and print them.
+
+    With --json: {"posts": [{"photos": [path, ...], "cover": path}], "excluded": [{"path", "reason"}]}.
+    """
+    import json
+
+    cfg = _load(config)
+    from photopoet.evaluation.grouping import understand_folder
+    from photopoet.pipeline import RunError
+    from photopoet.stages.group import group_understood
+
+    try:
+        ing, und = understand_folder(photos, cfg, progress=not quiet and not json_out)
+    except RunError as e:
+        _fail(str(e))
+    posts = group_understood(und, cfg.group).posts
+    excluded = [{"path": e.path, "reason": e.reason} for e in ing.excluded]
+    excluded += [{"path": u.photo.path, "reason": u.reason or u.verdict} for u in und.photos if u.verdict != "keep"]
+    if json_out:
+        doc = {"posts": [{"photos": p.photos, "cover": p.cover} for p in posts], "excluded": excluded}
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    for p in posts:
+        typer.echo(f"post {p.id}: {len(p.photos)} photo{'s' if len(p.photos) != 1 else ''}, cover {p.cover}")
+        for x in p.photos[1:]:
+            typer.echo(f"    {x}")
+    for e in excluded:
+        typer.echo(f"excluded {e['path']}: {e['reason']}", err=True)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

@@ -67,20 +67,54 @@ class ModelsConfig(_Section):
 
 class UnderstandConfig(_Section):
     labels: list[str] = Field(default_factory=list)
-    topk: int = Field(3, ge=0, le=50)
+    topk: int = Field(3, ge=0, le=50, description="labels kept per photo, best first")
+    threshold: float = Field(
+        1.0,
+        ge=-10,
+        le=10,
+        description="calibrated score (z against background concepts) a label needs; one scale for every label",
+    )
+    prompt: str = Field("a photo of {label}", description="text each label is embedded as; must hold {label}")
+    faces: bool = Field(True, description="count frontal faces (OpenCV Haar cascade) for portrait / group photo")
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _is_list(cls, v: object) -> object:
+        if isinstance(v, str):
+            raise ValueError(f"must be a list of labels, e.g. [stage, food], not the single string {v!r}")
+        if isinstance(v, list):
+            for i, x in enumerate(v):
+                if not isinstance(x, str):
+                    raise ValueError(f"label {i} must be text, got {x!r}")
+        return v
 
     @field_validator("labels")
     @classmethod
     def _clean_labels(cls, v: list[str]) -> list[str]:
         out: list[str] = []
         for i, label in enumerate(v):
-            label = label.strip()
+            label = " ".join(label.split())
             if not label:
                 raise ValueError(f"label {i} is empty")
+            if len(label) > 80:
+                raise ValueError(f"label {i} is longer than 80 characters: {label[:40]!r}...")
             if label.lower() in (x.lower() for x in out):
                 raise ValueError(f"label {label!r} is listed twice")
             out.append(label)
+        if len(out) > 500:
+            raise ValueError(f"lists {len(out)} labels; at most 500")
         return out
+
+    @field_validator("prompt")
+    @classmethod
+    def _has_slot(cls, v: str) -> str:
+        if v.count("{label}") != 1:
+            raise ValueError("must hold {label} exactly once, e.g. 'a photo of {label}'")
+        try:
+            v.format(label="x")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may hold no braces other than {label}") from None
+        return v
 
 
 CullKind = Literal["exact", "duplicate", "similar", "low_quality"]
@@ -164,8 +198,24 @@ class CullConfig(_Section):
 class GroupConfig(_Section):
     max_photos_per_post: int = Field(10, ge=1, le=10, description="Instagram carousels hold at most 10")
     time_gap_minutes: float = Field(45.0, gt=0, description="a gap this long in capture time starts a new post")
-    distance_threshold: float = Field(
-        0.6, gt=0, lt=2, description="cosine distance above which photos are not put in one post"
+    time_weight: float = Field(
+        0.5, ge=0, le=10, description="weight of capture-time distance (|dt| / gap, capped at 1) beside content"
+    )
+    color_weight: float = Field(
+        0.25, ge=0, le=10, description="weight of colour-histogram distance (same light, same place) beside content"
+    )
+    label_weight: float = Field(0.0, ge=0, le=10, description="weight of zero-shot label-score distance; 0: off")
+    label_normalization: Literal["zscore", "l2", "none"] = Field(
+        "zscore", description="how label scores are scaled before their distance: per label over the photos, or not"
+    )
+    max_k_fraction: float = Field(
+        0.5, gt=0, le=1, description="k is searched from 2 up to this fraction of the photos (silhouette picks it)"
+    )
+    same_scene_distance: float = Field(
+        0.15, ge=0, lt=2, description="photos whose raw feature distances all stay below this form one post"
+    )
+    singletons: Literal["keep", "merge"] = Field(
+        "keep", description="keep: a lone photo is a post of one; merge: join the nearest post when it fits"
     )
 
 

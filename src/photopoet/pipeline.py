@@ -7,7 +7,7 @@ folder -> ingest -> [Photo] -> understand -> [Understood] -> cull -> [Understood
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from photopoet.cache import Cache
@@ -15,8 +15,9 @@ from photopoet.config import Config
 from photopoet.fsutil import atomic_write_json, is_within
 from photopoet.records import Excluded, Post, Understood
 from photopoet.stages.cull import cull
-from photopoet.stages.group import group
+from photopoet.stages.group import group_understood
 from photopoet.stages.ingest import ingest
+from photopoet.stages.plots import report_plots
 from photopoet.stages.render import posts_document, render_report, write_post_folders
 from photopoet.stages.understand import ModelSet, understand
 from photopoet.stages.write import write_templates
@@ -92,8 +93,8 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
         timings["cull"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        rows = culled.kept()
-        posts = group([photos[i] for i in rows], und.features[rows], cfg.group)
+        grouping = group_understood(replace(und, photos=photos), cfg.group, rows=culled.kept())
+        posts = grouping.posts
         timings["group"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -115,6 +116,7 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
             cfg.render,
             n_files=len(ing.photos) + len(ing.excluded),
             set_aside=[photos[i] for i in range(len(photos)) if photos[i].photo.path in culled.culled],
+            plots=report_plots(grouping.curves, und.label_names, und.label_scores, cfg.understand.threshold),
         )
         timings["render"] = time.perf_counter() - t
     return RunResult(

@@ -1,1 +1,1 @@
-"""Labelled sets built from real photos, for measuring a stage against known answers."""
+"""Labelled sets and evaluations of the stages against known answers."""

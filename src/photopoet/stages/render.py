@@ -140,6 +140,7 @@ def render_report(
     cfg: RenderConfig,
     n_files: int,
     set_aside: Sequence[Understood] = (),
+    plots: Sequence[dict] = (),
 ) -> Path:
     """A self-contained OUT/report.html: every image inlined, no network needed to open it.
 
@@ -177,6 +178,7 @@ def render_report(
         n_files=n_files,
         n_photos=len(by_path),
         version=__version__,
+        plots=list(plots),
     )
     target = out / "report.html"
     atomic_write_text(target, html)

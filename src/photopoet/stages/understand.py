@@ -64,6 +64,11 @@ class Understanding:
     features: np.ndarray  # [N, D] L2-normalised image features, rows in the order of `photos`
     text_vectors: np.ndarray  # [N, T] image vectors in the text space (ConSE or CLIP), L2-normalised
     computed: int  # photos that needed the image model this run
+    label_names: tuple[str, ...] = ()
+    label_scores: np.ndarray | None = None  # [N, L] calibrated label scores (z), rows follow `photos`
+    colors: np.ndarray | None = None  # [N, 128] colour histograms
+    quality: np.ndarray | None = None  # [N] sharpness x exposure, [0, 1]
+    faces: np.ndarray | None = None  # [N] frontal faces found
 
 
 def _embed_missing(photos: Sequence[Photo], models: ModelSet, cache: Cache, batch_size: int, progress: bool) -> int:
@@ -118,18 +123,90 @@ def _thumb(cache: Cache, sha: str) -> bytes:
     return data
 
 
-def label_scores(text_vectors: np.ndarray, labels: Sequence[str], models: ModelSet) -> np.ndarray:
-    """Cosine agreement of each image's text-space vector with each label's prompt, [N, L]."""
+FACE_LABELS = {"portrait": lambda n: n == 1, "group photo": lambda n: n >= 3}
+FACE_SCORE_MARGIN = 1.0  # a face-backed label scores at least threshold + this
+
+
+def label_scores(text_vectors: np.ndarray, labels: Sequence[str], models: ModelSet, prompt: str = "a photo of {label}"):
+    """Cosine agreement of each image's text-space vector with each label's prompt, [N, L]; and the label
+    vectors [L, T]."""
     if not labels or len(text_vectors) == 0:
-        return np.zeros((len(text_vectors), len(labels)), dtype=np.float32)
-    prompts = [f"a photo of {label}" for label in labels]
-    lab = models.text_encoder.encode(prompts, kind="query")
-    return (text_vectors @ lab.T).astype(np.float32)
+        return np.zeros((len(text_vectors), len(labels)), dtype=np.float32), None
+    lab = models.text_encoder.encode([prompt.format(label=label) for label in labels], kind="query")
+    return (text_vectors @ lab.T).astype(np.float32), lab
+
+
+# Mean sorted top-10 ImageNet probability profile of photos (EfficientNet-Lite0 on the skimage samples): the
+# background "images" below mix ten random concepts with these weights, as ConSE mixes a photo's top classes.
+BACKGROUND_PROFILE = (0.525, 0.189, 0.097, 0.056, 0.034, 0.026, 0.021, 0.019, 0.017, 0.016)
+BACKGROUND_SIZE = 3000
+
+
+def background_vectors(models: ModelSet) -> np.ndarray:
+    """Reference image vectors in the text space: 3000 ConSE-like mixtures of ten random ImageNet concepts
+    (seeded). A label's scores against them give its own baseline and spread."""
+    if models.cfg.models.tier == "offline":  # the class matrix alone: no image model needed on a cached rerun
+        from photopoet.models import create_mapper
+
+        mapper = create_mapper(models.cfg.models, models.cache_dir, text_encoder=models.text_encoder)
+        C = np.asarray(mapper.class_matrix(), dtype=np.float32)
+    else:
+        from photopoet.models.offline import imagenet_class_names
+
+        C = models.text_encoder.encode([f"a photo of a {n}" for n in imagenet_class_names()], kind="passage")
+    rng = np.random.default_rng(0)
+    w = np.asarray(BACKGROUND_PROFILE, dtype=np.float32)
+    idx = np.stack([rng.choice(len(C), len(w), replace=False) for _ in range(BACKGROUND_SIZE)])
+    B = np.einsum("k,nkd->nd", w, C[idx])
+    return (B / np.maximum(np.linalg.norm(B, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def calibrate(raw: np.ndarray, label_vectors: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """z-scores: each label's cosine minus its mean over the background, over its standard deviation there.
+
+    Raw ConSE cosines sit in a narrow band (0.84-0.89) whose position differs per label; after this, 1.0 means
+    "one standard deviation above what this label scores on a typical photo" for every label. Measured on 12
+    skimage samples against their 12 labels: z >= 1 admits 75% of right pairs and 27% of wrong ones, z >= 2
+    33% and 6%. A per-label z against the bare 1000 class vectors instead admitted 84% of wrong pairs at 1.0
+    (photo vectors are mixtures, closer to every label than any single class)."""
+    ref = background @ label_vectors.T  # [B, L]
+    mu, sd = ref.mean(axis=0), np.maximum(ref.std(axis=0), 1e-6)
+    return ((raw - mu) / sd).astype(np.float32)
+
+
+def apply_faces(z: np.ndarray, labels: Sequence[str], faces: np.ndarray, threshold: float) -> np.ndarray:
+    """Raise "portrait" (one face) and "group photo" (three or more) to at least threshold + margin."""
+    z = z.copy()
+    for j, name in enumerate(labels):
+        rule = FACE_LABELS.get(name.lower())
+        if rule is None:
+            continue
+        hit = np.array([rule(int(n)) for n in faces], dtype=bool)
+        z[hit, j] = np.maximum(z[hit, j], threshold + FACE_SCORE_MARGIN)
+    return z
+
+
+def pick_labels(
+    raw: np.ndarray,
+    z: np.ndarray,
+    labels: Sequence[str],
+    topk: int,
+    threshold: float,
+    boosted: np.ndarray | None = None,
+) -> list[Label]:
+    """Up to ``topk`` labels whose calibrated score ``z`` passes ``threshold``, each with that score. Face-backed
+    labels come first, then by raw cosine: ranking by raw cosine got the right label first on 8 of 12 skimage
+    samples, by z 7, so z decides which labels pass and raw cosine their order."""
+    boosted = np.zeros(len(labels), dtype=bool) if boosted is None else boosted
+    order = sorted(range(len(labels)), key=lambda j: (not boosted[j], -float(raw[j]), j))
+    return [Label(labels[j], round(float(z[j]), 3)) for j in order if z[j] >= threshold][:topk]
 
 
 def understand(
     photos: Sequence[Photo], cfg: Config, cache: Cache, models: ModelSet, *, progress: bool = True
 ) -> Understanding:
+    from photopoet.stages.appearance import appearance
+
     computed = _embed_missing(photos, models, cache, cfg.models.batch_size, progress)
     shas = [p.sha256 for p in photos]
     feats = cache.get_vectors("feat:" + models.image_key(), shas)
@@ -141,17 +218,33 @@ def understand(
     else:
         F = np.zeros((0, 1), np.float32)
         T = np.zeros((0, 1), np.float32)
-    labels = cfg.understand.labels
-    topk = min(cfg.understand.topk, len(labels))
-    scores = label_scores(T, labels, models) if topk else np.zeros((len(photos), 0), np.float32)
+    look = appearance(photos, cache, faces=cfg.understand.faces, progress=progress)
+    uc = cfg.understand
+    labels = uc.labels
+    Z = np.zeros((len(photos), len(labels)), np.float32)
+    raw = Z
+    if labels and photos:
+        raw, lab_vectors = label_scores(T, labels, models, uc.prompt)
+        Z0 = calibrate(raw, lab_vectors, background_vectors(models))
+        Z = apply_faces(Z0, labels, look.faces, uc.threshold) if uc.faces else Z0
+    boosted = Z > Z0 if labels and photos else np.zeros_like(Z, dtype=bool)
     out: list[Understood] = []
     for i, p in enumerate(photos):
-        order = np.argsort(-scores[i], kind="stable")[:topk] if topk else []
         out.append(
             Understood(
                 photo=p,
-                labels=tuple(Label(labels[j], round(float(scores[i, j]), 4)) for j in order),
+                labels=tuple(pick_labels(raw[i], Z[i], labels, uc.topk, uc.threshold, boosted[i])) if labels else (),
                 concepts=tuple(str(c[0]) for c in concepts.get(p.sha256, [])),
             )
         )
-    return Understanding(photos=out, features=F, text_vectors=T, computed=computed)
+    return Understanding(
+        photos=out,
+        features=F,
+        text_vectors=T,
+        computed=computed,
+        label_names=tuple(labels),
+        label_scores=Z,
+        colors=look.colors,
+        quality=look.quality,
+        faces=look.faces,
+    )

@@ -1,0 +1,151 @@
+"""Grouping against a reference: the photos a club itself put in each post (``posts.jsonl``).
+
+``posts.jsonl`` holds one post per line with an ``images`` list of file names (relative to the photo folder,
+or bare names). Photos in the folder that no post lists are left out of the scores.
+
+The baseline is what a simple tool does: plain k-means on the same image features, k = round(sqrt(n / 2)).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from photopoet.config import Config
+from photopoet.metrics.clustering import clustering_scores, cosine_distances
+from photopoet.records import Understood
+from photopoet.stages.group import group_photos
+
+
+class TruthError(ValueError):
+    """A reference file that cannot be used; the message names the file and line."""
+
+
+def load_truth(path: Path | str) -> list[list[str]]:
+    """The ``images`` list of every post in a JSON-lines file."""
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise TruthError(f"{p}: cannot read: {e.strerror or e}") from None
+    posts: list[list[str]] = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise TruthError(f"{p}:{n}: not JSON: {e}") from None
+        images = obj.get("images") if isinstance(obj, dict) else None
+        if not isinstance(images, list) or not all(isinstance(x, str) for x in images):
+            raise TruthError(f"{p}:{n}: needs an 'images' list of file names")
+        posts.append(images)
+    if not posts:
+        raise TruthError(f"{p}: lists no posts")
+    return posts
+
+
+def match_truth(photos: Sequence[Understood], root: Path, posts: Sequence[Sequence[str]]) -> list[int | None]:
+    """Reference post index of each photo (by path relative to ``root``, else by file name), None if unlisted."""
+    by_rel: dict[str, int] = {}
+    by_name: dict[str, int] = {}
+    for i, images in enumerate(posts):
+        for name in images:
+            by_rel[name.replace("\\", "/")] = i
+            by_name[Path(name).name] = i
+    out: list[int | None] = []
+    for u in photos:
+        p = Path(u.photo.path)
+        try:
+            rel = p.relative_to(root).as_posix()
+        except ValueError:
+            rel = p.name
+        out.append(by_rel.get(rel, by_name.get(p.name)))
+    return out
+
+
+def baseline_kmeans(feats: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Plain k-means, k = round(sqrt(n / 2)), on the features as given."""
+    from sklearn.cluster import KMeans
+
+    n = len(feats)
+    k = max(1, min(n, round((n / 2) ** 0.5)))
+    if k == 1:
+        return np.zeros(n, dtype=int)
+    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(np.asarray(feats, dtype=np.float64))
+
+
+@dataclass
+class GroupingEval:
+    n_photos: int
+    n_posts_true: int
+    ours: dict[str, float]
+    baseline: dict[str, float]
+
+    def to_json(self) -> dict:
+        return {"photos": self.n_photos, "true_posts": self.n_posts_true, "ours": self.ours, "baseline": self.baseline}
+
+
+def evaluate_grouping(
+    items: Sequence[Understood],
+    feats: np.ndarray,
+    truth: Sequence[int],
+    cfg: Config,
+    *,
+    colors: np.ndarray | None = None,
+    label_scores: np.ndarray | None = None,
+    quality: np.ndarray | None = None,
+) -> GroupingEval:
+    """Scores of photopoet's grouping and of the baseline on the same photos and features. Silhouette is
+    measured for both on the cosine distance of the image features, so the two are comparable."""
+    g = group_photos(items, feats, cfg.group, colors=colors, label_scores=label_scores, quality=quality)
+    d = cosine_distances(feats)
+    ours = clustering_scores(truth, g.labels.tolist(), d)
+    base = clustering_scores(truth, baseline_kmeans(feats).tolist(), d)
+    return GroupingEval(n_photos=len(items), n_posts_true=len(set(truth)), ours=ours, baseline=base)
+
+
+def understand_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True):
+    """Ingest and understand a folder with the run's cache and models: (IngestResult, Understanding)."""
+    from photopoet.pipeline import RunError, open_cache
+    from photopoet.stages.ingest import ingest
+    from photopoet.stages.understand import ModelSet, understand
+
+    photos_dir = Path(photos_dir)
+    if not photos_dir.is_dir():
+        raise RunError(f"{photos_dir}: no such folder")
+    cache, cache_dir = open_cache(cfg)
+    with cache:
+        ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
+        und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
+    return ing, und
+
+
+def evaluate_folder(photos_dir: Path | str, truth_path: Path | str, cfg: Config, *, progress: bool = True):
+    """:func:`evaluate_grouping` over the photos of ``photos_dir`` that ``truth_path`` lists."""
+    posts = load_truth(truth_path)
+    _, und = understand_folder(photos_dir, cfg, progress=progress)
+    truth = match_truth(und.photos, Path(photos_dir), posts)
+    rows = [i for i, t in enumerate(truth) if t is not None]
+    if not rows:
+        raise TruthError(f"{truth_path}: lists none of the photos in {photos_dir}")
+    return evaluate_understood(und, rows, [truth[i] for i in rows], cfg)
+
+
+def evaluate_understood(und, rows: Sequence[int], truth: Sequence[int], cfg: Config) -> GroupingEval:
+    def pick(a):
+        return None if a is None else a[rows]
+
+    return evaluate_grouping(
+        [und.photos[i] for i in rows],
+        und.features[rows],
+        truth,
+        cfg,
+        colors=pick(und.colors),
+        label_scores=pick(und.label_scores),
+        quality=pick(und.quality),
+    )

@@ -1,0 +1,81 @@
+"""What a photo looks like, beside what it shows: colour histogram, sharpness, exposure and face count.
+
+Computed from the cached working copy (no second decode of the original) and cached by content hash.
+The colour histogram helps grouping (same light, same place); sharpness and exposure pick a good cover;
+faces feed the "portrait" and "group photo" labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from photopoet.cache import Cache
+from photopoet.records import Photo
+from photopoet.stages.ingest import working_copy_from_bytes
+
+APPEARANCE_KEY = "appearance:v1"
+H_BINS, S_BINS, V_BINS = 8, 4, 4
+N_HIST = H_BINS * S_BINS * V_BINS
+
+
+@dataclass(frozen=True)
+class Appearance:
+    colors: np.ndarray  # [N, 128] square-rooted HSV histograms (Hellinger), rows sum of squares = 1
+    quality: np.ndarray  # [N] in [0, 1]: sharpness x well-exposed share
+    faces: np.ndarray  # [N] frontal faces found
+
+
+def color_histogram(img: Image.Image) -> np.ndarray:
+    small = img.convert("RGB")
+    small.thumbnail((128, 128))
+    hsv = np.asarray(small.convert("HSV"), dtype=np.int64).reshape(-1, 3)
+    idx = (hsv[:, 0] * H_BINS // 256) * (S_BINS * V_BINS) + (hsv[:, 1] * S_BINS // 256) * V_BINS
+    idx += hsv[:, 2] * V_BINS // 256
+    h = np.bincount(idx, minlength=N_HIST).astype(np.float32)
+    return np.sqrt(h / max(h.sum(), 1.0))
+
+
+def quality_score(gray: np.ndarray) -> float:
+    """Sharpness (variance of the Laplacian on a 256 px copy, squashed to [0, 1]) x share of unclipped pixels."""
+    g = gray.astype(np.float32)
+    lap = -4 * g[1:-1, 1:-1] + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
+    sharp = 1.0 - float(np.exp(-float(lap.var()) / 200.0))
+    clipped = float(((gray <= 4) | (gray >= 251)).mean())
+    return round(sharp * (1.0 - clipped), 4)
+
+
+def analyse(img: Image.Image, faces: bool = True) -> np.ndarray:
+    """One photo -> [128 histogram, quality, faces]."""
+    from photopoet.stages.faces import count_faces
+
+    gray_img = img.convert("L")
+    small = gray_img.copy()
+    small.thumbnail((256, 256))
+    q = quality_score(np.asarray(small))
+    n = count_faces(np.asarray(gray_img)) if faces else 0
+    return np.concatenate([color_histogram(img), [q, n]]).astype(np.float32)
+
+
+def appearance(photos: Sequence[Photo], cache: Cache, *, faces: bool = True, progress: bool = True) -> Appearance:
+    key = APPEARANCE_KEY + (":faces" if faces else "")
+    shas = [p.sha256 for p in photos]
+    have = cache.get_vectors(key, shas)
+    todo = sorted({s for s in shas if s not in have})
+    for n in tqdm(range(0, len(todo), 32), desc="appearance", unit="batch", disable=not progress or not todo):
+        got = {}
+        for s in todo[n : n + 32]:
+            blob = cache.get_thumb(s)
+            if blob is None:
+                raise KeyError(f"no working copy of {s} in the cache {cache.path}; ingest the photo first")
+            got[s] = analyse(working_copy_from_bytes(blob), faces=faces)
+        cache.put_vectors(key, got)
+        have.update(got)
+    if not photos:
+        return Appearance(np.zeros((0, N_HIST), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+    m = np.stack([np.asarray(have[s], dtype=np.float32) for s in shas])
+    return Appearance(colors=m[:, :N_HIST], quality=m[:, N_HIST], faces=m[:, N_HIST + 1].astype(np.int64))
