@@ -11,10 +11,10 @@ What is timed, in a fresh subprocess per size (so peak RSS is that size's alone,
 * ``search``: ``photopoet.stages.cull.knn_pairs`` with the default config (``neighbors`` 10,
   ``candidate_cosine`` 0.6): the same function the cull stage calls (exact inner product up to
   ``APPROX_ABOVE`` photos, PCA to 128-d + IVF above);
-* ``grouping``: the cull stage's own union-find and complete-linkage helpers over the candidate pairs. The
-  stage decides each pair's tier from the images (alignment, hashes), which synthetic vectors do not have;
-  here pairs at cosine >= 0.9 stand in for "duplicate" links and pairs at >= ``similar_cosine`` for
-  "similar" links.
+* ``grouping``: ``photopoet.stages.cull.group_by_tier``, the function the cull stage groups with, over the
+  candidate pairs. The stage decides each pair's tier from the images (alignment, hashes), which synthetic
+  vectors do not have; here pairs at cosine >= 0.9 stand in for "duplicate" links and pairs at
+  >= ``similar_cosine`` for "similar" links, and the first row of a group is kept.
 
 Reported: seconds (search + grouping, best of --repeat runs), peak RSS of the subprocess (max over runs,
 vectors included: 100k x 1280 float32 alone is 512 MB), and recall: planted pairs returned as candidates,
@@ -80,13 +80,16 @@ def child(n: int, dim: int) -> dict:
     t0 = time.perf_counter()
     pairs = cull_mod.knn_pairs(x, cfg.neighbors, cfg.candidate_cosine)
     t1 = time.perf_counter()
-    dup_links = [(i, j) for i, j, c in pairs if c >= 0.9]
-    uf = cull_mod._UnionFind()
-    for i, j in dup_links:
-        uf.union(i, j)
-    dup_groups = [s for s in uf.sets() if len(s) > 1]
-    sim_links = [(i, j) for i, j, c in pairs if c >= cfg.similar_cosine]
-    sim_groups = cull_mod._complete_linkage(sim_links, x, cfg.similar_cosine)
+    cos = {(i, j): c for i, j, c in pairs}
+    links = {
+        "duplicate": [p for p, c in cos.items() if c >= 0.9],
+        "similar": [p for p, c in cos.items() if cfg.similar_cosine <= c < 0.9],
+    }
+    tier_groups = cull_mod.group_by_tier(
+        n, links, lambda i, j: cos[(min(i, j), max(i, j))], lambda members: (members[0], "first row")
+    )
+    dup_groups = [g for g in tier_groups if g.kind == "duplicate"]
+    sim_groups = [g for g in tier_groups if g.kind == "similar"]
     t2 = time.perf_counter()
 
     found = {(i, j) for i, j, _ in pairs}

@@ -254,3 +254,49 @@ def test_cull_config_validation():
     with pytest.raises(ValueError):
         CullConfig(remove=["blurry"])
     assert CullConfig(remove=["exact", "exact"]).remove == ["exact"]
+
+
+def test_burst_frames_that_only_align_partly_form_a_similar_group(env, imgs, tmp_path):
+    # a pan of about a fifth of the frame and a moved subject: features differ (cosine well under
+    # similar_cosine), so only the partial alignment makes the pair a similar shot
+    import random
+
+    from photopoet.evaluation.dedupe_set import burst_frames
+
+    a, b, _ = burst_frames(imgs["astronaut"], random.Random(3))
+    a.save(tmp_path / "burst-1.jpg", quality=92)
+    b.save(tmp_path / "burst-2.jpg", quality=92)
+    imgs["rocket"].save(tmp_path / "rocket.jpg", quality=92)
+    cfg = env[0]
+    cfg_photos = ingest(tmp_path, cfg.ingest, env[2], progress=False).photos
+    und = understand(cfg_photos, cfg, env[2], env[3], progress=False)
+    f = {Path(u.photo.path).name: und.features[i] for i, u in enumerate(und.photos)}
+    assert float(f["burst-1.jpg"] @ f["burst-2.jpg"]) < cfg.cull.similar_cosine
+    res = run_cull(env, tmp_path)
+    (g,) = res.groups
+    assert g.kind == "similar"
+    assert {Path(p).name for p in (g.keep, *g.duplicates)} == {"burst-1.jpg", "burst-2.jpg"}
+    assert "alignment" in by_name(res)[Path(g.duplicates[0]).name].reason
+
+
+def test_similar_groups_need_every_pair_linked():
+    # a chain 0-1-2-3 of similar links must not become one group (the ends are not alike); complete linkage
+    # on the links, strongest first, gives {0,1} and {2,3}; a triangle 4-5-6, every pair linked, is one group
+    strength = {(0, 1): 0.9, (1, 2): 0.8, (2, 3): 0.7, (4, 5): 0.5, (5, 6): 0.4, (4, 6): 0.45}
+    groups = cull_mod.group_by_tier(
+        8,
+        {"similar": list(strength)},
+        lambda i, j: strength[(min(i, j), max(i, j))],
+        lambda members: (max(members), "highest index"),
+    )
+    assert sorted(sorted(g.members) for g in groups) == [[0, 1], [2, 3], [4, 5, 6]]
+    assert all(g.kind == "similar" and g.keep == max(g.members) for g in groups)
+
+
+def test_tiers_are_grouped_strongest_first_on_the_kept_photos():
+    # 0 and 1 are exact copies (1 kept), 2 an edited copy of 0; 3 a burst frame of 2: the duplicate tier
+    # joins 2 to the exact group's keeper, the similar tier joins 3 to the duplicate group's keeper
+    links = {"exact": [(0, 1)], "duplicate": [(0, 2)], "similar": [(2, 3)]}
+    groups = cull_mod.group_by_tier(5, links, lambda i, j: 1.0, lambda members: (max(members), "highest index"))
+    got = [(g.kind, g.keep, sorted(g.members)) for g in groups]
+    assert got == [("exact", 1, [0, 1]), ("duplicate", 2, [1, 2]), ("similar", 3, [2, 3])]

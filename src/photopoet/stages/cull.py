@@ -43,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -64,6 +64,8 @@ ALIGN_KIND = "cull-align:v2"  # per pair "sha_a:sha_b" (sorted): alignment agree
 QUALITY_SIZE = 512  # longest side at which sharpness, exposure and faces are measured
 PIXEL_HASH_BITS = 4  # perceptual hashes this close (and the same size) get a full pixel-hash comparison
 APPROX_ABOVE = 20_000  # photos: above this the kNN index is approximate (PCA + IVF)
+PCA_TRAIN = 4_000  # rows the PCA of the approximate index is fitted on
+RECHECK_CHUNK = 8_192  # candidate pairs whose full-vector cosine is computed at once
 TIERS = ("exact", "duplicate", "similar")
 _RANK = {k: i for i, k in enumerate(TIERS)}
 
@@ -380,13 +382,14 @@ def knn_pairs(
         y = x
         if x.shape[1] > 128:
             pca = faiss.PCAMatrix(x.shape[1], 128)
-            pca.train(x[np.random.default_rng(0).choice(n, min(n, 10_000), replace=False)])
+            pca.train(x[np.random.default_rng(0).choice(n, min(n, PCA_TRAIN), replace=False)])
             y = np.ascontiguousarray(pca.apply(x), dtype=np.float32)
             faiss.normalize_L2(y)
         nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))  # faiss wants >= 39 training points per list
         quantizer = faiss.IndexFlatIP(y.shape[1])
         index = faiss.IndexIVFFlat(quantizer, y.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(y[np.random.default_rng(1).choice(n, min(n, 64 * nlist), replace=False)])
+        index.cp.niter = 10  # coarse lists only steer the probe: 10 k-means rounds on 39 points a list suffice
+        index.train(y[np.random.default_rng(1).choice(n, min(n, 39 * nlist), replace=False)])
         index.add(y)
         index.nprobe = min(nlist, 16)
         sims, nbr = index.search(y, kk)
@@ -399,8 +402,8 @@ def knn_pairs(
     lo, hi = keys // n, keys % n
     if approximate:
         cos = np.empty(len(keys), np.float32)
-        for s in range(0, len(keys), 65_536):  # bounded memory: never gathers every pair at once
-            e = s + 65_536
+        for s in range(0, len(keys), RECHECK_CHUNK):  # bounded memory: never gathers every pair at once
+            e = s + RECHECK_CHUNK
             cos[s:e] = np.einsum("ij,ij->i", x[lo[s:e]], x[hi[s:e]])
     else:
         cos = sims.reshape(-1)[ok][first]
@@ -683,37 +686,29 @@ def cull(
 
     # tier by tier: groups of the representatives left by the stronger tiers
     scores = {i: _member_scores(sig[u.photo.sha256], mp[i]) for i, u in enumerate(photos)}
-    rep = list(range(n))  # each photo's representative after the tiers so far
     verdict: dict[int, tuple[str, int, str]] = {}  # non-kept member -> (tier, kept index, evidence)
     groups: list[DuplicateGroup] = []
-    for tier in TIERS:
-        tier_links = [(rep[i], rep[j]) for t in TIERS[: _RANK[tier] + 1] for i, j in links[t]]
-        tier_links = [(a, b) for a, b in tier_links if a != b]
-        if tier == "similar":
-            comps = _complete_linkage(tier_links, feats, cfg.similar_cosine)
-        else:
-            uf = _UnionFind()
-            for a, b in tier_links:
-                uf.union(a, b)
-            comps = [sorted(s) for s in uf.sets() if len(s) > 1]
-        for members in sorted(comps):
-            best, reason = _pick_best(members, photos, scores, low, cfg)
-            others = [m for m in members if m != best]
-            for m in others:
-                key = (min(m, best), max(m, best))
-                verdict[m] = (tier, best, evidence.get(key, f"{tier} of {photos[best].photo.path}"))
-            for x in range(n):
-                if rep[x] in members:
-                    rep[x] = best
-            groups.append(
-                DuplicateGroup(
-                    keep=photos[best].photo.path,
-                    duplicates=[photos[m].photo.path for m in sorted(others)],
-                    kind=tier,
-                    scores={photos[m].photo.path: dict(scores[m]) for m in [best, *sorted(others)]},
-                    reason=reason,
-                )
+    tier_groups = group_by_tier(
+        n,
+        links,
+        lambda a, b: float(feats[a] @ feats[b]),
+        lambda members: _pick_best(members, photos, scores, low, cfg),
+    )
+    for tg in tier_groups:
+        best, tier = tg.keep, tg.kind
+        others = [m for m in tg.members if m != best]
+        for m in others:
+            key = (min(m, best), max(m, best))
+            verdict[m] = (tier, best, evidence.get(key, f"{tier} of {photos[best].photo.path}"))
+        groups.append(
+            DuplicateGroup(
+                keep=photos[best].photo.path,
+                duplicates=[photos[m].photo.path for m in others],
+                kind=tier,
+                scores={photos[m].photo.path: dict(scores[m]) for m in [best, *others]},
+                reason=tg.reason,
             )
+        )
 
     # verdicts
     remove = set(cfg.remove)
@@ -745,16 +740,66 @@ def cull(
     return CullResult(groups=groups, low_quality=low_list, photos=out, culled=frozenset(culled))
 
 
-def _complete_linkage(links: list[tuple[int, int]], feats: np.ndarray, threshold: float) -> list[list[int]]:
-    """Groups joined by `links` (strongest first) only where every cross pair reaches `threshold` cosine."""
+@dataclass(frozen=True)
+class TierGroup:
+    """A group made by :func:`group_by_tier`: row indices, the kept one, and why it was kept."""
+
+    kind: str
+    keep: int
+    members: list[int]  # sorted, `keep` included
+    reason: str
+
+
+def group_by_tier(
+    n: int,
+    links: Mapping[str, Iterable[tuple[int, int]]],
+    strength: Callable[[int, int], float],
+    pick: Callable[[list[int]], tuple[int, str]],
+) -> list[TierGroup]:
+    """Groups of rows ``0..n-1``, tier by tier, strongest tier first.
+
+    `links` holds each tier's linked pairs (a pair is listed under the strongest tier that holds for it).
+    At each tier the pairs of that tier and every stronger one are mapped onto the rows kept so far, and
+    the kept rows are grouped: ``exact`` and ``duplicate`` by single linkage, ``similar`` by complete
+    linkage on the links (two groups merge only if every cross pair is linked; pairs are taken in order
+    of `strength`, strongest first), so a burst that drifts does not chain into one group. `pick` chooses
+    the kept row of a group and gives the reason. Deterministic for given inputs.
+    """
+    rep = list(range(n))  # each row's kept row after the tiers so far
+    out: list[TierGroup] = []
+    for tier in TIERS:
+        pairs = {
+            (min(rep[i], rep[j]), max(rep[i], rep[j]))
+            for t in TIERS[: _RANK[tier] + 1]
+            for i, j in links.get(t, ())
+            if rep[i] != rep[j]
+        }
+        if not pairs:
+            continue
+        if tier == "similar":
+            comps = _complete_linkage(pairs, strength)
+        else:
+            uf = _UnionFind()
+            for a, b in sorted(pairs):
+                uf.union(a, b)
+            comps = [sorted(s) for s in uf.sets() if len(s) > 1]
+        merged_into: dict[int, int] = {}
+        for members in sorted(comps):
+            best, reason = pick(members)
+            out.append(TierGroup(tier, best, members, reason))
+            merged_into.update((m, best) for m in members)
+        rep = [merged_into.get(r, r) for r in rep]
+    return out
+
+
+def _complete_linkage(pairs: set[tuple[int, int]], strength: Callable[[int, int], float]) -> list[list[int]]:
+    """Groups in which every pair is in `pairs`, merged greedily from the strongest pair down."""
     group_of: dict[int, list[int]] = {}
-    strength = sorted({(min(a, b), max(a, b)) for a, b in links}, key=lambda p: -float(feats[p[0]] @ feats[p[1]]))
-    for a, b in strength:
+    for a, b in sorted(pairs, key=lambda p: (-strength(*p), p)):
         ga, gb = group_of.get(a, [a]), group_of.get(b, [b])
         if ga is gb:
             continue
-        cross = feats[ga] @ feats[gb].T
-        if float(cross.min()) < threshold:
+        if any((min(x, y), max(x, y)) not in pairs for x in ga for y in gb):
             continue
         merged = ga + gb
         for m in merged:
