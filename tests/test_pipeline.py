@@ -177,6 +177,11 @@ def test_cli_run_and_errors(sample_dir, cfg_path, tmp_path):
     res = runner.invoke(app, ["run", str(sample_dir), "--out", str(tmp_path / "o"), "--config", str(cfg_path), "-q"])
     assert res.exit_code == 0, res.output
     assert "13 files: 11 photos" in res.output and "2 excluded" in res.output
+    # the summary says how many photos were set aside: those in posts.json that no post holds
+    doc = json.loads((tmp_path / "o" / "posts.json").read_text(encoding="utf-8"))
+    in_posts = {p for post in doc["posts"] for p in post["photos"]}
+    aside = [p for p in doc["photos"] if p["path"] not in in_posts]
+    assert aside and f"{len(aside)} set aside" in res.output
     missing = runner.invoke(app, ["run", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
     assert missing.exit_code == 2 and "no such folder" in missing.output
     assert not (tmp_path / "o2").exists()

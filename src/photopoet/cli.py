@@ -68,7 +68,9 @@ def run(
         typer.echo(f"skipped {e.path}: {e.reason}", err=True)
     secs = sum(res.timings.values())
     typer.echo(
-        f"{res.n_files} files: {len(res.photos)} photos in {len(res.posts)} posts, {len(res.excluded)} excluded "
+        f"{res.n_files} files: {len(res.photos)} photos, {res.set_aside} set aside (duplicates, similar shots or "
+        f"weak; see the report), {len(res.photos) - res.set_aside} in {len(res.posts)} posts, "
+        f"{len(res.excluded)} excluded "
         f"({res.decoded} decoded, {res.reused} from cache) in {secs:.1f} s"
     )
     typer.echo(f"report: {res.out / 'report.html'}")
