@@ -546,3 +546,38 @@ def test_real_gemma_generates() -> None:
     assert len(sampled[0]) == 3 and not any("<start_of_image>" in s or "<unused" in s for s in sampled[0])
     assert (offline.gemma_cache_path(cache) / mbase.COMPLETE_MARKER).is_file()
     assert not list(offline.gemma_cache_path(cache).glob("*.gguf"))
+
+
+def test_hub_tier_labels_are_z_scores_against_a_clip_background(tiny_clip: Path, tmp_path: Path, photos) -> None:
+    # the whole understand stage on the hub tier: label scores are calibrated against mixtures of CLIP text
+    # vectors of the ImageNet class names (the hub branch of background_vectors), not left as raw cosines
+    from photopoet.cache import Cache
+    from photopoet.config import load_config
+    from photopoet.stages.ingest import ingest
+    from photopoet.stages.understand import ModelSet, background_vectors, understand
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photos["coffee"].save(folder / "coffee.jpg")
+    photos["cat"].save(folder / "cat.jpg")
+    cfg = load_config(
+        overrides={
+            "models": {"tier": "hub", "image": str(tiny_clip), "text": str(tiny_clip)},
+            "cache": {"dir": str(tmp_path / "cache")},
+            "understand": {"labels": ["cat", "dog"], "faces": False, "threshold": 0.0, "topk": 2},
+        }
+    )
+    models = ModelSet(cfg, tmp_path / "cache")
+    bg = background_vectors(models)
+    assert bg.shape == (3000, 16) and np.allclose(np.linalg.norm(bg, axis=1), 1.0, atol=1e-5)
+    with Cache(tmp_path / "cache.sqlite3") as cache:
+        und = understand(ingest(folder, cfg.ingest, cache, progress=False).photos, cfg, cache, models, progress=False)
+    lab = models.text_encoder.encode(["a photo of cat", "a photo of dog"], kind="query")
+    raw = und.text_vectors @ lab.T
+    ref = bg @ lab.T
+    expect = (raw - ref.mean(axis=0)) / ref.std(axis=0)
+    assert und.label_scores.shape == (2, 2)
+    assert np.allclose(und.label_scores, expect, atol=1e-4)
+    assert not np.allclose(und.label_scores, raw, atol=1e-2)
+    for u, z in zip(und.photos, und.label_scores, strict=True):
+        assert {lb.name for lb in u.labels} == {n for n, s in zip(["cat", "dog"], z, strict=True) if s >= 0.0}
