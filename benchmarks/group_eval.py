@@ -18,6 +18,8 @@ import numpy as np
 
 from photopoet.config import load_config
 from photopoet.evaluation.grouping import evaluate_understood, load_truth, match_truth, understand_folder
+from photopoet.metrics.clustering import clustering_scores, cosine_distances
+from photopoet.stages.group import _cut, _Distances, _linkage
 
 GRID = {"color_weight": (0.0, 0.25, 0.5), "label_weight": (0.0, 0.25)}
 
@@ -55,6 +57,17 @@ def main() -> None:
         ):
             cells = [f"{m['n_groups']:.0f}"] + [f"{m[k]:.3f}" for k in ("ari", "nmi", "purity", "silhouette")]
             print(f"{head} | {name} | " + " | ".join(cells) + " |")
+        m = at_true_k(und, rows[report], [truth[i] for i in rows[report]], _cfg())
+        cells = [f"{m['n_groups']:.0f}"] + [f"{m[k]:.3f}" for k in ("ari", "nmi", "purity", "silhouette")]
+        print(f"{head} | reference: same distance, cut at the club's own k | " + " | ".join(cells) + " |")
+
+
+def at_true_k(und, rows: list[int], truth: list[int], cfg) -> dict[str, float]:
+    """photopoet's mixed distance and average linkage, cut at the true number of posts (which a user never
+    knows): how much of the gap to the club's grouping is the choice of k, and how much the features."""
+    d = _Distances(und.features[rows], [None] * len(rows), cfg.group, und.colors[rows], None).mixed
+    lab = _cut(_linkage(d), len(set(truth)))
+    return clustering_scores(truth, lab.tolist(), cosine_distances(und.features[rows]))
 
 
 if __name__ == "__main__":
