@@ -31,9 +31,11 @@ import types
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from photopoet.cli_eval import relative_groups
 from photopoet.config import load_config
-from photopoet.evaluation.dedupe_set import EDITS, make_dedupe_set
+from photopoet.evaluation.dedupe_set import EDITS, load_related, make_dedupe_set
 from photopoet.metrics.duplicates import components, duplicate_metrics, tier_confusion
 from photopoet.stages.cull import dedupe_folder
 
@@ -94,6 +96,35 @@ def per_edit_recall(truth: dict[str, Any], predicted: list[tuple[str, list[str]]
     return out
 
 
+def alignment_by_truth(photos: Path, truth: dict[str, Any], cache_dir: Path) -> dict[str, list[float]]:
+    """The alignment agreement the cull stage measured (read back from its cache) for every candidate pair,
+    by what the pair truly is: an edited copy, a burst, or two distinct photos. Pairs it never compared
+    (feature cosine under ``candidate_cosine``, or decided by the bytes) are not in the cache."""
+    import hashlib
+    import itertools
+
+    from photopoet.cache import Cache
+    from photopoet.stages.cull import ALIGN_KIND
+
+    sha = {name: hashlib.sha256((photos / name).read_bytes()).hexdigest() for name in truth["photos"]}
+    kind_of: dict[frozenset[str], str] = {}
+    for g in truth["groups"]:
+        label = "edited copy" if g["kind"] != "similar" else "burst"
+        for a, b in itertools.combinations(g["photos"], 2):
+            kind_of.setdefault(frozenset((a, b)), label)
+    keys = {}
+    for a, b in itertools.combinations(truth["photos"], 2):
+        x, y = sorted((sha[a], sha[b]))
+        if x != y:
+            keys[f"{x}:{y}"] = kind_of.get(frozenset((a, b)), "distinct")
+    out: dict[str, list[float]] = {"edited copy": [], "burst": [], "distinct": []}
+    with Cache(cache_dir / "cache.sqlite3") as cache:
+        for key, value in cache.get_json(ALIGN_KIND, list(keys)).items():
+            if value is not None:
+                out[keys[key]].append(float(value))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--club", type=Path, default=ROOT.parent / "shared" / "club" / "images")
@@ -103,6 +134,12 @@ def main() -> None:
     ap.add_argument("--threshold", type=int, default=10, help="imagededup max_distance_threshold (its default)")
     ap.add_argument("--config", type=Path, default=None, help="photopoet config to evaluate (default settings)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the set and the cache (default: temp)")
+    ap.add_argument(
+        "--related",
+        type=Path,
+        default=ROOT / "benchmarks/data/club_reuse.json",
+        help="pictures reused across club posts, kept from being paired as distinct photos",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write every metric to this file")
     args = ap.parse_args()
 
@@ -110,7 +147,10 @@ def main() -> None:
     if args.work is None:
         tmp = tempfile.TemporaryDirectory(prefix="dedupe-eval-")
         args.work = Path(tmp.name)
-    truth_path = make_dedupe_set(args.club, args.work / "set", args.sources, args.seed, n_bursts=args.bursts)
+    related = load_related(args.related) if args.related and args.related.is_file() else []
+    truth_path = make_dedupe_set(
+        args.club, args.work / "set", args.sources, args.seed, n_bursts=args.bursts, related=related
+    )
     truth = json.loads(truth_path.read_text(encoding="utf-8"))
     photos = args.work / "set" / "photos"
     print(f"set: {len(truth['photos'])} photos in {photos}", file=sys.stderr)
@@ -162,6 +202,16 @@ def main() -> None:
     print("|---|" + "---|" * len(cols))
     for row in ("exact", "duplicate", "similar", "none"):
         print(f"| {row} | " + " | ".join(str(conf[row].get(c, "")) for c in cols) + " |")
+
+    align = alignment_by_truth(photos, truth, args.work / "cache")
+    results["alignment_by_truth"] = align
+    print("\nalignment agreement of the pairs photopoet compared, by what they truly are:\n")
+    print("| pairs | compared | min | median | 90th pct | max |")
+    print("|---|---|---|---|---|---|")
+    for kind, vals in align.items():
+        if vals:
+            q = np.quantile(vals, [0, 0.5, 0.9, 1.0])
+            print(f"| {kind} | {len(vals)} | " + " | ".join(f"{v:.2f}" for v in q) + " |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     if tmp is not None:

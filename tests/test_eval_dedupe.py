@@ -81,6 +81,20 @@ def test_set_is_deterministic_by_seed(src, tmp_path):
     assert len(froms) > 1
 
 
+def test_related_photos_of_different_posts_never_both_enter_the_set(src, tmp_path):
+    # astronaut and rocket are declared one picture reused in two posts: whatever the seed, at most one of
+    # them is used, so the set never holds an unlabelled pair of the same picture
+    related = [["astronaut.jpg", "rocket.jpg"]]
+    for seed in range(8):
+        t = make_dedupe_set(src, tmp_path / "r", n_sources=1, seed=seed, n_bursts=1, related=related, max_side=64)
+        made = json.loads(t.read_text())["sources"]
+        used = [v["from"] for v in made["sources"].values()] + [v["from"] for v in made["bursts"].values()]
+        used += list(made["negatives"].values())
+        assert len(used) == len(NAMES) - 1 and len({"astronaut.jpg", "rocket.jpg"} & set(used)) == 1
+    with pytest.raises(ValueError, match="4 posts"):
+        make_dedupe_set(src, tmp_path / "x", n_sources=3, n_bursts=2, related=related)
+
+
 def test_set_errors(src, tmp_path):
     with pytest.raises(ValueError, match="5 posts"):
         make_dedupe_set(src, tmp_path / "x", n_sources=4, n_bursts=2)

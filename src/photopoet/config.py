@@ -155,7 +155,7 @@ class CullConfig(_Section):
         6, ge=0, le=32, description="perceptual-hash bits for the same frame, where alignment cannot judge"
     )
     similar_alignment: float = Field(
-        0.6, gt=0, le=1, description="alignment agreement of another frame of the same scene (a burst)"
+        0.25, gt=0, le=1, description="alignment agreement of another frame of the same scene (a burst)"
     )
     similar_cosine: float = Field(
         0.93, gt=0, le=1, description="feature cosine at which a pair is a similar shot even if it does not align"

@@ -51,7 +51,7 @@ import json
 import math
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +177,32 @@ def _posts(src_dir: Path, posts_file: Path | None) -> list[list[str]]:
     return sorted(out)
 
 
+def _merge_related(posts: list[list[str]], related: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Posts that hold members of one related family joined into one (sorted, like :func:`_posts`)."""
+    where = {name: k for k, post in enumerate(posts) for name in post}
+    parent = list(range(len(posts)))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            k = parent[k]
+        return k
+
+    for family in related:
+        ks = [where[n] for n in family if n in where]
+        for k in ks[1:]:
+            parent[root(k)] = root(ks[0])
+    merged: dict[int, list[str]] = {}
+    for k, post in enumerate(posts):
+        merged.setdefault(root(k), []).extend(post)
+    return sorted(sorted(p) for p in merged.values())
+
+
+def load_related(path: Path | str) -> list[list[str]]:
+    """Families of reused pictures from a JSON file ``{"families": [{"files": [name, ...], ...}, ...]}``."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [list(f["files"]) for f in data.get("families", [])]
+
+
 def _open_upright(path: Path) -> Image.Image:
     with Image.open(path) as im:
         im.load()
@@ -198,12 +224,16 @@ def make_dedupe_set(
     n_negatives: int | None = None,
     posts_file: Path | str | None = None,
     max_side: int | None = None,
+    related: Sequence[Sequence[str]] = (),
 ) -> Path:
     """Write the labelled set to ``dest_dir/photos`` and its truth to ``dest_dir/truth.json``; return the latter.
 
     `posts_file` defaults to ``posts.jsonl`` next to `src_dir` (the club set's layout) if there is one.
     `n_negatives` defaults to every post left after the sources and bursts (one photo each). `max_side`
     shrinks the sources first (useful for fast tests); by default they are used at their own size.
+    `related` lists families of file names (relative to `src_dir`) that are one picture or one design reused
+    in different posts (a photo posted again under a title, a poster template): their posts count as one, so
+    at most one member of a family enters the set and it never holds an unlabelled pair of them.
     """
     src_dir, dest_dir = Path(src_dir), Path(dest_dir)
     if not src_dir.is_dir():
@@ -213,7 +243,7 @@ def make_dedupe_set(
     if posts_file is None:
         cand = src_dir.parent / "posts.jsonl"
         posts_file = cand if cand.is_file() else None
-    posts = _posts(src_dir, Path(posts_file) if posts_file else None)
+    posts = _merge_related(_posts(src_dir, Path(posts_file) if posts_file else None), related)
     need = n_sources + n_bursts + (n_negatives or 0)
     if len(posts) < need:
         raise ValueError(
@@ -342,6 +372,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--negatives", type=int, default=None, help="untouched distinct photos (default: the rest)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--posts", type=Path, default=None, help="posts.jsonl (default: SRC/../posts.jsonl if any)")
+    ap.add_argument(
+        "--related", type=Path, default=None, help="JSON file listing pictures reused across posts (families)"
+    )
     args = ap.parse_args(argv)
     truth = make_dedupe_set(
         args.src,
@@ -351,6 +384,7 @@ def main(argv: list[str] | None = None) -> None:
         n_bursts=args.bursts,
         n_negatives=args.negatives,
         posts_file=args.posts,
+        related=load_related(args.related) if args.related else (),
     )
     data = json.loads(truth.read_text(encoding="utf-8"))
     kinds = [g["kind"] for g in data["groups"]]
