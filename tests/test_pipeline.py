@@ -84,9 +84,10 @@ def test_posts_json_v1_shape(first_run):
             ph
         )
         assert len(ph["sha256"]) == 64 and ph["width"] > 0
-        # at most topk labels, each past the calibrated threshold (1.0 by default)
+        # at most topk labels, each past the calibrated threshold
+        threshold = load_config().understand.threshold
         assert len(ph["labels"]) <= 3 and all(isinstance(lab["score"], float) for lab in ph["labels"])
-        assert all(lab["score"] >= 1.0 for lab in ph["labels"])
+        assert all(lab["score"] >= threshold for lab in ph["labels"])
     for post in doc["posts"]:
         assert {"id", "photos", "cover", "caption", "hashtags", "haiku", "poem", "scores"} <= set(post)
         assert post["photos"][0] == post["cover"]

@@ -69,7 +69,7 @@ class UnderstandConfig(_Section):
     labels: list[str] = Field(default_factory=list)
     topk: int = Field(3, ge=0, le=50, description="labels kept per photo, best first")
     threshold: float = Field(
-        1.0,
+        2.0,
         ge=-10,
         le=10,
         description="calibrated score (z against background concepts) a label needs; one scale for every label",
