@@ -107,7 +107,7 @@ def child(n: int, dim: int) -> dict:
     approx = n > cull_mod.APPROX_ABOVE
     if approx:
         nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
-        kind = f"PCA-128 + IVF{nlist} (nprobe {min(nlist, 16)})"
+        kind = f"PCA-128 + IVF{nlist} (nprobe {min(nlist, cull_mod.NPROBE)})"
     else:
         kind = "exact inner product (flat)"
     return {

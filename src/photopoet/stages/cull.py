@@ -65,6 +65,7 @@ QUALITY_SIZE = 512  # longest side at which sharpness, exposure and faces are me
 PIXEL_HASH_BITS = 4  # perceptual hashes this close (and the same size) get a full pixel-hash comparison
 APPROX_ABOVE = 20_000  # photos: above this the kNN index is approximate (PCA + IVF)
 PCA_TRAIN = 4_000  # rows the PCA of the approximate index is fitted on
+NPROBE = 8  # inverted lists searched per query (of about 4 sqrt(n)); see benchmarks/dedupe_scale.py
 RECHECK_CHUNK = 8_192  # candidate pairs whose full-vector cosine is computed at once
 TIERS = ("exact", "duplicate", "similar")
 _RANK = {k: i for i, k in enumerate(TIERS)}
@@ -361,7 +362,7 @@ def knn_pairs(
 
     `features` rows are L2-normalised. Exact inner-product search (``faiss.IndexFlatIP``) up to
     :data:`APPROX_ABOVE` rows, else (or with ``approximate=True``) an inverted-file index (``IndexIVFFlat``,
-    about 4 sqrt(n) lists, 16 probed) over vectors reduced to 128 dimensions by PCA and renormalised; the
+    about 4 sqrt(n) lists, :data:`NPROBE` probed) over vectors reduced to 128 dimensions by PCA and renormalised; the
     cosine reported is always the exact one from the full vectors.
     """
     import faiss
@@ -381,17 +382,14 @@ def knn_pairs(
     else:
         y = x
         if x.shape[1] > 128:
-            pca = faiss.PCAMatrix(x.shape[1], 128)
-            pca.train(x[np.random.default_rng(0).choice(n, min(n, PCA_TRAIN), replace=False)])
-            y = np.ascontiguousarray(pca.apply(x), dtype=np.float32)
-            faiss.normalize_L2(y)
+            y = _pca_reduce(x, 128)
         nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))  # faiss wants >= 39 training points per list
         quantizer = faiss.IndexFlatIP(y.shape[1])
         index = faiss.IndexIVFFlat(quantizer, y.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.niter = 10  # coarse lists only steer the probe: 10 k-means rounds on 39 points a list suffice
         index.train(y[np.random.default_rng(1).choice(n, min(n, 39 * nlist), replace=False)])
         index.add(y)
-        index.nprobe = min(nlist, 16)
+        index.nprobe = min(nlist, NPROBE)
         sims, nbr = index.search(y, kk)
         floor = min_cosine - 0.15  # reduced-space cosines are approximate: recheck survivors on full vectors
     rows = np.repeat(np.arange(n, dtype=np.int64), nbr.shape[1])
@@ -409,6 +407,21 @@ def knn_pairs(
         cos = sims.reshape(-1)[ok][first]
     keep = cos >= min_cosine
     return [(int(i), int(j), float(c)) for i, j, c in zip(lo[keep], hi[keep], cos[keep], strict=True)]
+
+
+def _pca_reduce(x: np.ndarray, dim: int) -> np.ndarray:
+    """Rows of `x` projected on their top `dim` principal axes (fitted on :data:`PCA_TRAIN` sampled rows, by an
+    eigendecomposition of their covariance in float64: faster here than faiss's PCAMatrix), renormalised."""
+    import faiss
+
+    sample = x[np.random.default_rng(0).choice(len(x), min(len(x), PCA_TRAIN), replace=False)].astype(np.float64)
+    mean = sample.mean(axis=0)
+    centred = sample - mean
+    _, vecs = np.linalg.eigh(centred.T @ centred)
+    w = np.ascontiguousarray(vecs[:, ::-1][:, :dim], dtype=np.float32)
+    y = np.ascontiguousarray(x @ w - mean.astype(np.float32) @ w, dtype=np.float32)
+    faiss.normalize_L2(y)
+    return y
 
 
 # -- quality verdicts ---------------------------------------------------------------------------------------
