@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from photopoet.cli import app
 from photopoet.config import ConfigError, load_config
 from photopoet.models import create_text_encoder
-from photopoet.poetry.corpus import CorpusError, Poem, load_jsonl, split_lines, to_simplified
+from photopoet.poetry.corpus import CorpusError, Poem, cjk_chars, load_jsonl, split_lines, to_simplified
 from photopoet.poetry.index import PoemIndex, PoemIndexError, build_index
 from photopoet.poetry.select import PoemWriter, clean_generated, is_regular_form, lexical_agreement
 
@@ -362,3 +362,58 @@ def test_generated_text_is_cleaned():
     assert clean_generated("秋风吹落叶，寒雁过长空") == "秋风吹落叶，寒雁过长空。"
     assert clean_generated("Hello world") is None
     assert clean_generated("床前明月光，疑是地上霜。") is None  # a copy of the prompt's example
+    assert clean_generated("秋天落叶，秋天落叶。\n\n题目") is None  # a clause said twice
+    assert clean_generated("咖啡，espresso，喝得好喝。") == "咖啡，喝得好喝。"
+
+
+class Canned:
+    """A generator with fixed answers, to test what happens to unusable generations (not a speed stand-in)."""
+
+    name = "canned"
+
+    def __init__(self, answer: str | Exception) -> None:
+        self.answer, self.prompts = answer, []
+
+    def generate(self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0):
+        self.prompts.extend(prompts)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return [[self.answer] * num_return_sequences for _ in prompts]
+
+
+@pytest.mark.parametrize("answer", ["Hello there", RuntimeError("cannot load")])
+def test_unusable_generation_falls_back_to_the_best_retrieved_line(index_dir, encoder, tmp_path, answer):
+    cfg = load_config(overrides={"poem": {"threshold": 2.0}})
+    gen = Canned(answer)
+    res = PoemWriter(cfg, tmp_path, text_encoder=encoder, index=index_dir, generator=gen).write(None, "雪中钓鱼")
+    assert gen.prompts and "题目：雪中钓鱼" in gen.prompts[0]
+    assert res["generated"] is False and res["text"] == "孤舟蓑笠翁，独钓寒江雪。"
+
+
+def test_fallback_best_never_calls_the_generator(index_dir, encoder, tmp_path):
+    cfg = load_config(overrides={"poem": {"threshold": 2.0, "fallback": "best"}})
+    gen = Canned("春风又绿江南岸。")
+    res = PoemWriter(cfg, tmp_path, text_encoder=encoder, index=index_dir, generator=gen).write(None, "雪中钓鱼")
+    assert res["generated"] is False and not gen.prompts
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    from photopoet.config import CacheConfig, ModelsConfig
+    from photopoet.models import create_generator
+
+    return create_generator(ModelsConfig(), CacheConfig().resolved_dir())  # converted once into the user cache
+
+
+@pytest.mark.slow
+def test_threshold_forces_a_line_generated_by_gemma(index_dir, encoder, tmp_path, gemma):
+    words = "birthday party with friends"
+    low = load_config(overrides={"poem": {"threshold": -1.0}})
+    kept = PoemWriter(low, tmp_path, text_encoder=encoder, index=index_dir, generator=gemma).write(None, words)
+    assert kept["generated"] is False and kept["source_id"]
+    high = load_config(overrides={"poem": {"threshold": 2.0}})
+    res = PoemWriter(high, tmp_path, text_encoder=encoder, index=index_dir, generator=gemma).write(None, words)
+    assert res["generated"] is True and res["source_id"] is None and res["author"] == gemma.name
+    assert res["score"] == kept["score"]  # the best retrieved score is still reported
+    assert len(cjk_chars(res["text"])) >= 5 and res["text"][-1] in "。！？"
+    assert res["text"] not in {x for x in PoemIndex(index_dir).texts}

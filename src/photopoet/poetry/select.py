@@ -176,16 +176,21 @@ def generation_prompt(topic: str) -> str:
 
 
 def clean_generated(text: str) -> str | None:
-    """The first sentence of a generation as a line of Chinese verse, or None when it is not one."""
+    """The first sentence of a generation as a line of Chinese verse, or None when it is not one (too short or
+    long, a clause said twice, or a copy of the prompt's examples)."""
     first = text.strip().split("\n", 1)[0]
     first = _KEEP.sub("", first)
+    first = re.sub(r"([，、；])[，、；。！？]*", r"\1", first)  # what removing Latin words leaves: "咖啡，，好"
     m = re.match(r"^[，、；]*(.+?[。！？])", first)
-    line = m.group(1) if m else first.rstrip("，、；")
+    line = m.group(1) if m else first.strip("，、；")
     n = len(cjk_chars(line))
     if n < 5 or n > 32:
         return None
+    clauses = [c for c in re.split(r"[，、；。！？]", line) if c]
+    if len(set(clauses)) < len(clauses):
+        return None  # 秋天落叶，秋天落叶。
     if any(line.rstrip("。！？") == shot.rstrip("。") for _, shot in FEW_SHOT):
-        return None  # a copy of the prompt's examples
+        return None
     if not line.endswith(("。", "！", "？")):
         line += "。"
     return line
