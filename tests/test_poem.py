@@ -194,6 +194,19 @@ def test_interrupted_build_resumes_from_saved_chunks(tmp_path, corpus_file, enco
     assert not list(tmp_path.glob(".ix.partial-*"))
 
 
+def test_repeated_lines_are_embedded_once(tmp_path, encoder):
+    a = Poem("a", "t", "x", "唐", ("床前明月光，疑是地上霜。", "举头望明月，低头思故乡。"))
+    b = Poem("b", "t2", "y", "唐", ("床前明月光，疑是地上霜。",))
+    c = Poem("c", "t3", "z", "唐", ("舉頭望明月，低頭思故鄉。",))  # traditional: the same line as a#1
+    counting = FlakyEncoder(encoder)
+    stats = build_index([a, b, c], tmp_path / "ix", counting, progress=False)
+    assert stats.lines == 4 and counting.lines == 2 == stats.embedded
+    ix = PoemIndex(tmp_path / "ix")
+    assert ix.texts[2:] == ["床前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"]  # originals kept
+    assert np.array_equal(ix.vectors[0], ix.vectors[2]) and np.array_equal(ix.vectors[1], ix.vectors[3])
+    assert [ix.source_id(i) for i in range(4)] == ["a#0", "a#1", "b#0", "c#0"]
+
+
 def test_rebuild_replaces_an_index_only_when_complete(tmp_path, corpus_file, encoder):
     poems = load_jsonl(corpus_file).poems
     out = tmp_path / "ix"

@@ -196,7 +196,7 @@ def corpus_index(
     stats = build_index(res.poems, out, enc, progress=not quiet, sources=[str(corpus)])
     typer.echo(
         f"{stats.poems} poems, {stats.lines} lines indexed in {out} ({len(res.problems)} bad records skipped, "
-        f"{stats.lines - stats.embedded} lines reused from an interrupted build)"
+        f"{stats.embedded} distinct lines embedded now)"
     )
 
 

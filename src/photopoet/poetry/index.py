@@ -47,7 +47,7 @@ class BuildStats:
     out: Path
     lines: int
     poems: int
-    embedded: int  # lines embedded by this call (the rest came from chunks of an earlier, interrupted build)
+    embedded: int  # distinct lines embedded by this call (others: repeats, or chunks of an interrupted build)
     seconds: float
 
 
@@ -106,7 +106,7 @@ def build_index(
         raise ValueError("the corpus has no line with Chinese text to index")
     simplified = [to_simplified(t) for t in texts]
     dim = int(encoder.dim)
-    digest = _digest(encoder.name, simplified, chunk_size)
+    digest = _digest(encoder.name, list(dict.fromkeys(simplified)), chunk_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.parent / f".{out.name}.partial-{digest}"
     for stale in out.parent.glob(f".{out.name}.partial-*"):
@@ -124,14 +124,20 @@ def build_index(
         atomic_write_text(work / "lines.jsonl", _jsonl(line_rows))
 
     n = len(texts)
-    starts = list(range(0, n, chunk_size))
-    todo = [i for i, s in enumerate(starts) if not _chunk_ok(chunks / f"{i:06d}.npy", min(chunk_size, n - s), dim)]
-    done_lines = n - sum(min(chunk_size, n - starts[i]) for i in todo)
+    # a line repeated in several poems (anthologies overlap the collections, refrains recur) is embedded once
+    first: dict[str, int] = {}
+    inverse = np.asarray([first.setdefault(t, len(first)) for t in simplified], dtype=np.int64)
+    unique = list(first)
+    u = len(unique)
+    starts = list(range(0, u, chunk_size))
+    todo = [i for i, s in enumerate(starts) if not _chunk_ok(chunks / f"{i:06d}.npy", min(chunk_size, u - s), dim)]
+    done_lines = u - sum(min(chunk_size, u - starts[i]) for i in todo)
     embedded = 0
-    with tqdm(total=n, initial=done_lines, desc="embedding poem lines", unit="line", disable=not progress) as bar:
+    desc = f"embedding {u} distinct poem lines"
+    with tqdm(total=u, initial=done_lines, desc=desc, unit="line", disable=not progress) as bar:
         for i in todo:
             s = starts[i]
-            batch = simplified[s : s + chunk_size]
+            batch = unique[s : s + chunk_size]
             v = np.asarray(encoder.encode(batch, kind="passage"), dtype=np.float32)
             if v.shape != (len(batch), dim):
                 raise RuntimeError(
@@ -142,6 +148,7 @@ def build_index(
             bar.update(len(batch))
 
     vectors = np.concatenate([np.load(chunks / f"{i:06d}.npy") for i in range(len(starts))]).astype(np.float16)
+    vectors = vectors[inverse]
     atomic_save_npy(work / "vectors.npy", vectors)
     kind = "flat"
     if n >= HNSW_MIN_LINES:
