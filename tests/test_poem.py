@@ -216,6 +216,19 @@ def test_rebuild_replaces_an_index_only_when_complete(tmp_path, corpus_file, enc
     assert len(PoemIndex(out)) == 4  # the old index is untouched
 
 
+def test_large_corpora_get_an_hnsw_index(tmp_path, corpus_file, encoder, index_dir, monkeypatch):
+    from photopoet.poetry import index as pindex
+
+    monkeypatch.setattr(pindex, "HNSW_MIN_LINES", 5)
+    build_index(load_jsonl(corpus_file).poems, tmp_path / "ix", encoder, chunk_size=4, progress=False)
+    hnsw, flat = PoemIndex(tmp_path / "ix"), PoemIndex(index_dir)
+    assert (tmp_path / "ix" / "index.faiss").is_file() and hnsw.manifest["index"] == "hnsw"
+    assert not (index_dir / "index.faiss").exists() and flat.manifest["index"] == "flat"
+    q = encoder.encode(["江上下雪，老翁钓鱼"], kind="query")
+    (s1, i1), (s2, i2) = hnsw.search(q, 3), flat.search(q, 3)
+    assert list(i1[0]) == list(i2[0]) and np.allclose(s1, s2, atol=2e-3)
+
+
 def test_index_errors_name_the_folder(tmp_path, index_dir, encoder):
     with pytest.raises(PoemIndexError, match="no such index folder"):
         PoemIndex(tmp_path / "none")
@@ -430,3 +443,73 @@ def test_threshold_forces_a_line_generated_by_gemma(index_dir, encoder, tmp_path
     assert res["score"] == kept["score"]  # the best retrieved score is still reported
     assert len(cjk_chars(res["text"])) >= 5 and res["text"][-1] in "。！？"
     assert res["text"] not in {x for x in PoemIndex(index_dir).texts}
+
+
+# ----------------------------------------------------------------------------------- npm corpus install
+
+
+def fake_npm_tarball(path: Path) -> Path:
+    """A chinese-poetry-shaped .tgz: Tang poems (traditional) with search counts, the 300 anthology, ci."""
+    import io
+    import tarfile
+
+    tang = [
+        {
+            "id": "t1",
+            "author": "李白",
+            "title": "靜夜思",
+            "paragraphs": ["床前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"],
+        },
+        {"id": "t2", "author": "無名", "title": "雜詩", "paragraphs": ["山中無甲子，寒盡不知年。"]},
+        {"id": "t3", "author": "王之渙", "title": "登鸛雀樓", "paragraphs": ["白日依山盡，黃河入海流。"]},
+        {"id": "t4", "author": "某", "title": "壞", "paragraphs": "not a list"},
+    ]
+    ranks = [
+        {"author": "李白", "title": "靜夜思", "baidu": 10, "google": 10, "bing": 0, "so360": 0},
+        {"author": "無名", "title": "雜詩", "baidu": 1, "google": 0, "bing": 0, "so360": 0},
+        {"author": "王之渙", "title": "登鸛雀樓", "baidu": 500, "google": 900, "bing": 0, "so360": 0},
+    ]
+    three_hundred = [{"author": "李白", "title": "靜夜思", "paragraphs": tang[0]["paragraphs"], "tags": ["唐诗三百首"]}]
+    ci = [{"author": "苏轼", "rhythmic": "水调歌头", "paragraphs": ["明月几时有？把酒问青天。"]}]
+    files = {
+        "package/package.json": {"name": "chinese-poetry"},
+        "package/dist/quantangshi/poet.tang.0.json": tang,
+        "package/dist/rank/poet/poet.tang.rank.0.json": ranks,
+        "package/dist/quantangshi/唐诗三百首.json": three_hundred,
+        "package/dist/songci/ci.song.0.json": ci,
+        "package/dist/songci/宋词三百首.json": [],
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        for name, obj in files.items():
+            data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_corpus_install_from_a_tarball_takes_popular_poems_first(tmp_path):
+    tgz = fake_npm_tarball(tmp_path / "chinese-poetry-2.0.1.tgz")
+    out = tmp_path / "ix"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"cache:\n  dir: {tmp_path / 'cache'}\n", encoding="utf-8")
+    args = ["corpus", "install", "chinese-poetry", "--tarball", str(tgz), "--out", str(out), "--max-lines", "3"]
+    res = CliRunner().invoke(app, [*args, "--kinds", "tang", "--quiet", "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert "poet.tang.0.json:4: 'lines' must be a list" in res.stderr  # the bad record, with its number
+    ix = PoemIndex(out)
+    # 3 lines: the anthology poem (2 lines) first, then the most searched one (1 line); 雜詩 left out
+    assert [p["title"] for p in ix.poems] == ["靜夜思", "登鸛雀樓"]
+    assert [p["popular"] for p in ix.poems] == [True, False] and ix.poems[0]["dynasty"] == "唐"
+    assert ix.texts[1] == "舉頭望明月，低頭思故鄉。" and ix.simplified[1] == "举头望明月，低头思故乡。"
+
+
+def test_corpus_install_rejects_what_is_not_the_package(tmp_path):
+    bad = tmp_path / "x.tgz"
+    bad.write_bytes(b"not a tarball")
+    res = CliRunner().invoke(
+        app, ["corpus", "install", "chinese-poetry", "--tarball", str(bad), "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 2 and "x.tgz: not a readable npm tarball" in res.stderr
+    res = CliRunner().invoke(app, ["corpus", "install", "tang-poems"])
+    assert res.exit_code == 2 and "unknown corpus 'tang-poems'" in res.stderr
