@@ -241,6 +241,32 @@ class RenderConfig(_Section):
     jpeg_quality: int = Field(90, ge=50, le=100)
 
 
+class PoemConfig(_Section):
+    """A line of classical Chinese poetry per post: retrieved and reranked, generated when nothing fits."""
+
+    enabled: bool = True
+    index: Path | None = Field(
+        None, description="index folder; null: the installed full corpus if any, else the small shipped one"
+    )
+    candidates: int = Field(50, ge=1, le=1000, description="nearest lines taken per query vector before reranking")
+    image_weight: float = Field(1.0, ge=0, le=10, description="weight of image-line agreement")
+    image_offset: float = Field(
+        0.9, ge=0, le=1, description="added to the image lift (cosine minus the average photo's) to reach text scale"
+    )
+    text_weight: float = Field(1.0, ge=0, le=10, description="weight of agreement with the user's words")
+    lexical_weight: float = Field(0.1, ge=0, le=1, description="bonus per share of a line's characters in the words")
+    form_bonus: float = Field(0.01, ge=0, le=1, description="bonus for couplets of 5- or 7-character halves")
+    popular_bonus: float = Field(0.01, ge=0, le=1, description="bonus for lines of anthology poems")
+    short_penalty: float = Field(0.03, ge=0, le=1, description="penalty for fragments (under 8 characters)")
+    threshold: float = Field(
+        0.80, ge=-1, le=2, description="a best reranked score below this asks the generator for a line"
+    )
+    fallback: Literal["generate", "best"] = Field(
+        "generate", description="below the threshold: generate a line, or keep the best retrieved one"
+    )
+    max_new_tokens: int = Field(32, ge=8, le=256, description="tokens a generated line may take")
+
+
 class Config(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -250,6 +276,7 @@ class Config(_Section):
     group: GroupConfig = Field(default_factory=GroupConfig)
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)
+    poem: PoemConfig = Field(default_factory=PoemConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from photopoet.cache import Cache
 from photopoet.config import Config
 from photopoet.fsutil import atomic_write_json, is_within
+from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, Understood
 from photopoet.stages.cull import cull
 from photopoet.stages.group import group_understood
@@ -101,6 +102,7 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
         event = cfg.caption.event or photos_dir.resolve().name
         by_path = {u.photo.path: u for u in photos}
         posts = write_templates(posts, by_path, event, cfg.caption)
+        posts = write_poems(posts, und, cfg, cache_dir, models.text_encoder)
         timings["write"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -1,0 +1,400 @@
+"""Choosing a line of classical Chinese poetry for a post.
+
+1. Candidates: the nearest lines (FAISS, inner product of unit vectors) to the image's text-space vector and
+   to the user's words (query side of the text encoder; traditional characters are simplified first), each
+   searched on its own, then pooled.
+2. Rerank every candidate by
+
+       score = (w_img * s_image + w_text * cos_text) / (w_img + w_text)      (over the signals present)
+             + lexical_weight * shared characters with the user's words (Chinese words only)
+             + form_bonus    when the line is a couplet of 5- or 7-character halves
+             + popular_bonus when its poem is in an anthology of favourites (唐诗三百首, 宋词三百首)
+             - short_penalty when the line is a fragment (under 8 characters, or cut at a comma)
+
+   ``s_image = image_offset + cos(image, line) - cos(average photo, line)``: ConSE image vectors are mixtures
+   of many concepts and lie close to every short, generic line (raw cosines 0.83-0.90 whatever the photo; on
+   the shipped corpus the raw top lines of a coffee, a cat and a rocket photo were 踪迹。, 拼一醉。, 相应喧喧。).
+   Subtracting each line's cosine with the average photo (the mean of the understand stage's 3000 ConSE-like
+   background mixtures) ranks by what is specific to this photo: the coffee photo then gets lines about wine
+   cups (更尽杯中酒。), the rocket photo 将军角弓 and 飞坠. The candidates for an image are searched with the
+   same centred vector. ``image_offset`` puts these lifts (-0.05 to 0 for the skimage photos) on the scale of
+   text cosines so that one ``threshold`` serves both.
+
+3. When the best score stays below ``threshold``, ask the generator for a line instead; the result says
+   which happened (``"generated": true/false``). A generation that yields no usable Chinese line gives the
+   best retrieved line after all: the poem is never empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from photopoet.models.base import Generator, TextEncoder, l2_normalize
+from photopoet.poetry.corpus import cjk_chars, halves, has_cjk, to_simplified
+from photopoet.poetry.index import PoemIndex, PoemIndexError
+
+if TYPE_CHECKING:
+    from photopoet.config import Config, PoemConfig
+
+logger = logging.getLogger(__name__)
+
+# Characters too common in modern Chinese explanations to count as shared content with a poem line.
+_FUNCTION_CHARS = set("的了是在和也就都而之其以于为这那我你他她它们着过得地把被一不有个人上下来去到说要会能")
+
+
+def shipped_index_path() -> Path:
+    """The small index inside the package (唐诗三百首 + 宋词三百首)."""
+    return Path(str(files("photopoet").joinpath("data", "poems")))
+
+
+def installed_index_path(cache_dir: Path) -> Path:
+    """Where ``photopoet corpus install chinese-poetry`` puts its index by default."""
+    return Path(cache_dir) / "poetry" / "chinese-poetry"
+
+
+def resolve_index_path(cfg: PoemConfig, cache_dir: Path) -> Path:
+    """``poem.index`` when set; else the installed full corpus when there is one; else the shipped corpus."""
+    if cfg.index is not None:
+        return Path(cfg.index).expanduser()
+    inst = installed_index_path(cache_dir)
+    if (inst / "manifest.json").is_file():
+        return inst
+    return shipped_index_path()
+
+
+def lexical_agreement(query_simplified: str, line_simplified: str) -> float:
+    """Share of a line's content characters (distinct, function characters left out) found in the query."""
+    line = {c for c in cjk_chars(line_simplified) if c not in _FUNCTION_CHARS}
+    if not line:
+        return 0.0
+    q = set(cjk_chars(query_simplified))
+    return len(line & q) / len(line)
+
+
+def is_regular_form(line: str) -> bool:
+    h = halves(line)
+    return len(h) == 2 and h[0] == h[1] and h[0] in (5, 7)
+
+
+@dataclass
+class Candidate:
+    line_id: int
+    image: float | None
+    text: float | None
+    lexical: float
+    form: bool
+    popular: bool
+    short: bool
+    score: float = 0.0
+
+
+def rerank(
+    index: PoemIndex,
+    cfg: PoemConfig,
+    image_vec: np.ndarray | None,
+    text_vec: np.ndarray | None,
+    text_simplified: str = "",
+    *,
+    k: int | None = None,
+    image_centre: np.ndarray | None = None,
+) -> list[Candidate]:
+    """Candidates from each query vector, scored as the module doc says, best first; one per distinct line."""
+    k = cfg.candidates if k is None else k
+    centred = None
+    if image_vec is not None:
+        mu = np.zeros_like(image_vec) if image_centre is None else np.asarray(image_centre, np.float32)
+        centred = np.asarray(image_vec, np.float32) - mu
+    ids: list[int] = []
+    for v in (centred, text_vec):
+        if v is not None:
+            _, found = index.search(v, k)
+            ids.extend(int(i) for i in found[0] if i >= 0)
+    uniq = np.asarray(sorted(set(ids)), dtype=np.int64)
+    if len(uniq) == 0:
+        return []
+    img = cfg.image_offset + index.similarity(centred, uniq) if centred is not None else None
+    txt = index.similarity(text_vec, uniq) if text_vec is not None else None
+    use_lex = bool(text_simplified) and has_cjk(text_simplified)
+    wi = cfg.image_weight if img is not None else 0.0
+    wt = cfg.text_weight if txt is not None else 0.0
+    if wi + wt == 0:  # the only signal present has weight 0: still rank by it
+        wi, wt = (1.0 if img is not None else 0.0), (1.0 if txt is not None else 0.0)
+    out: list[Candidate] = []
+    for j, lid in enumerate(uniq):
+        s = index.simplified[lid]
+        c = Candidate(
+            line_id=int(lid),
+            image=float(img[j]) if img is not None else None,
+            text=float(txt[j]) if txt is not None else None,
+            lexical=lexical_agreement(text_simplified, s) if use_lex else 0.0,
+            form=is_regular_form(s),
+            popular=bool(index.poem_of(lid).get("popular")),
+            short=len(cjk_chars(s)) < 8 or not s.endswith(("。", "！", "？", "；")),
+        )
+        sim = (wi * (c.image or 0.0) + wt * (c.text or 0.0)) / (wi + wt)
+        c.score = (
+            sim
+            + cfg.lexical_weight * c.lexical
+            + cfg.form_bonus * c.form
+            + cfg.popular_bonus * c.popular
+            - cfg.short_penalty * c.short
+        )
+        out.append(c)
+    out.sort(key=lambda c: (-c.score, c.line_id))
+    seen: set[str] = set()
+    distinct = []
+    for c in out:  # the same line in two poems (anthologies repeat poems) is offered once
+        if index.simplified[c.line_id] not in seen:
+            seen.add(index.simplified[c.line_id])
+            distinct.append(c)
+    return distinct
+
+
+# ------------------------------------------------------------------------------------------ generation
+
+FEW_SHOT = (
+    ("明月", "床前明月光，疑是地上霜。"),
+    ("山河", "白日依山尽，黄河入海流。"),
+    ("春天", "春眠不觉晓，处处闻啼鸟。"),
+    ("离别", "劝君更尽一杯酒，西出阳关无故人。"),
+)
+_KEEP = re.compile(r"[^\u3400-\u9fff，。！？、；]")
+
+
+def generation_prompt(topic: str) -> str:
+    topic = " ".join(topic.split())[:60] or "风景"
+    shots = "".join(f"题目：{t}\n诗句：{line}\n\n" for t, line in FEW_SHOT)
+    return f"以下是古诗名句，每句写一个题目。\n\n{shots}题目：{topic}\n诗句："
+
+
+def clean_generated(text: str) -> str | None:
+    """The first sentence of a generation as a line of Chinese verse, or None when it is not one (too short or
+    long, a clause said twice, or a copy of the prompt's examples)."""
+    first = text.strip().split("\n", 1)[0]
+    first = _KEEP.sub("", first)
+    first = re.sub(r"([，、；])[，、；。！？]*", r"\1", first)  # what removing Latin words leaves: "咖啡，，好"
+    m = re.match(r"^[，、；]*(.+?[。！？])", first)
+    line = m.group(1) if m else first.strip("，、；")
+    n = len(cjk_chars(line))
+    if n < 5 or n > 32:
+        return None
+    clauses = [c for c in re.split(r"[，、；。！？]", line) if c]
+    if len(set(clauses)) < len(clauses):
+        return None  # 秋天落叶，秋天落叶。
+    if any(line.rstrip("。！？") == shot.rstrip("。") for _, shot in FEW_SHOT):
+        return None
+    if not line.endswith(("。", "！", "？")):
+        line += "。"
+    return line
+
+
+def generate_line(generator: Generator, topic: str, max_new_tokens: int = 32, tries: int = 4) -> str | None:
+    """Greedy first, then a few samples; the first usable line, or None."""
+    prompt = generation_prompt(topic)
+    outs = generator.generate([prompt], max_new_tokens=max_new_tokens)[0]
+    line = next((x for x in map(clean_generated, outs) if x), None)
+    if line is None and tries > 1:
+        samples = generator.generate(
+            [prompt], max_new_tokens=max_new_tokens, temperature=0.8, num_return_sequences=tries - 1, seed=0
+        )[0]
+        line = next((x for x in map(clean_generated, samples) if x), None)
+    return line
+
+
+# -------------------------------------------------------------------------------------------- writer
+
+
+class PoemWriter:
+    """Loads the index, the text encoder and (only when a fallback is needed) the generator, once."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        cache_dir: Path,
+        *,
+        text_encoder: TextEncoder | None = None,
+        generator: Generator | Callable[[], Generator] | None = None,
+        index: PoemIndex | Path | str | None = None,
+        image_centre: np.ndarray | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.pcfg = cfg.poem
+        self.cache_dir = Path(cache_dir)
+        self._encoder = text_encoder
+        self._generator = generator
+        self._index = index if isinstance(index, PoemIndex) else None
+        self._index_path = Path(index) if isinstance(index, str | Path) else None
+        self._centre = None if image_centre is None else np.asarray(image_centre, np.float32)
+
+    @property
+    def image_centre(self) -> np.ndarray:
+        """The average photo in the text space: mean of the understand stage's ConSE-like background mixtures
+        (the ImageNet class-name matrix is cached on disk by the mapper)."""
+        if self._centre is None:
+            from photopoet.stages.understand import ModelSet, background_vectors
+
+            ms = ModelSet(self.cfg, self.cache_dir)
+            ms.__dict__["text_encoder"] = self.encoder  # share the loaded encoder
+            self._centre = background_vectors(ms).mean(axis=0).astype(np.float32)
+        return self._centre
+
+    @property
+    def index(self) -> PoemIndex:
+        if self._index is None:
+            path = self._index_path or resolve_index_path(self.pcfg, self.cache_dir)
+            self._index = PoemIndex(path)
+            self._index.check_encoder(self.encoder)
+        return self._index
+
+    @property
+    def encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            from photopoet.models import create_text_encoder
+
+            self._encoder = create_text_encoder(self.cfg.models, self.cache_dir)
+        return self._encoder
+
+    @property
+    def generator(self) -> Generator:
+        g = self._generator
+        if g is None:
+            from photopoet.models import create_generator
+
+            g = create_generator(self.cfg.models, self.cache_dir)
+        elif callable(g) and not isinstance(g, Generator):
+            g = g()
+        self._generator = g
+        return g
+
+    def query_vectors(self, image_vectors: np.ndarray | None, text: str | None) -> tuple[Any, Any, str]:
+        img = None
+        if image_vectors is not None and np.asarray(image_vectors).size:
+            v = np.atleast_2d(np.asarray(image_vectors, dtype=np.float32)).mean(axis=0)
+            if np.linalg.norm(v) > 0:
+                img = l2_normalize(v)
+        text = (text or "").strip()
+        simp = to_simplified(text) if text else ""
+        txt = self.encoder.encode([simp], kind="query")[0] if simp else None
+        return img, txt, simp
+
+    def write(
+        self, image_vectors: np.ndarray | None, text: str | None = None, concepts: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """One poem for a post: ``{"text","simplified","title","author","dynasty","source_id","score",
+        "generated"}``. ``image_vectors``: [N, T] text-space vectors of the post's photos (their mean is used)."""
+        img, txt, simp = self.query_vectors(image_vectors, text)
+        if img is None and txt is None:
+            raise ValueError("write_poem needs image vectors or words to go on")
+        centre = self.image_centre if img is not None else None
+        cands = rerank(self.index, self.pcfg, img, txt, simp, image_centre=centre)
+        best = cands[0] if cands else None
+        best_score = best.score if best is not None else float("-inf")
+        if best is not None and best_score >= self.pcfg.threshold:
+            return self._retrieved(best)
+        if self.pcfg.fallback == "generate":
+            topic = (text or "").strip() or ", ".join(concepts[:3]) or "风景"
+            line = None
+            try:
+                line = generate_line(self.generator, topic, self.pcfg.max_new_tokens)
+            except Exception as e:  # a generator that cannot load must not cost the post its poem
+                logger.warning("poem generation failed (%s); using the best retrieved line", e)
+            if line is not None:
+                return {
+                    "text": line,
+                    "simplified": to_simplified(line),
+                    "title": "",
+                    "author": getattr(self.generator, "name", "generator"),
+                    "dynasty": "",
+                    "source_id": None,
+                    "score": round(float(best_score), 4) if best is not None else None,
+                    "generated": True,
+                }
+        if best is None:
+            raise RuntimeError(f"{self.index.path}: the index returned no line and generation gave none")
+        return self._retrieved(best)
+
+    def _retrieved(self, c: Candidate) -> dict[str, Any]:
+        ix = self.index
+        poem = ix.poem_of(c.line_id)
+        return {
+            "text": ix.texts[c.line_id],
+            "simplified": ix.simplified[c.line_id],
+            "title": poem.get("title", ""),
+            "author": poem.get("author", ""),
+            "dynasty": poem.get("dynasty", ""),
+            "source_id": ix.source_id(c.line_id),
+            "score": round(float(c.score), 4),
+            "generated": False,
+        }
+
+
+def write_poem(
+    post_vectors: np.ndarray | None,
+    text: str | None,
+    cfg: Config,
+    cache_dir: Path,
+    *,
+    writer: PoemWriter | None = None,
+    concepts: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The poem for one post (see :meth:`PoemWriter.write`); pass a ``writer`` to reuse loaded models."""
+    w = writer or PoemWriter(cfg, cache_dir)
+    return w.write(post_vectors, text, concepts)
+
+
+def search_lines(
+    index: PoemIndex, encoder: TextEncoder, queries: Sequence[str], k: int, cfg: PoemConfig
+) -> list[list[dict[str, Any]]]:
+    """Per query (the user's words), the ``k`` best lines after reranking: ``{"text","source_id","score"}``."""
+    out = []
+    for q in queries:
+        simp = to_simplified(q.strip())
+        v = encoder.encode([simp], kind="query")[0] if simp else None
+        if v is None:
+            out.append([])
+            continue
+        cands = rerank(index, cfg, None, v, simp, k=max(k, cfg.candidates))[:k]
+        out.append(
+            [
+                {"text": index.texts[c.line_id], "source_id": index.source_id(c.line_id), "score": round(c.score, 4)}
+                for c in cands
+            ]
+        )
+    return out
+
+
+__all__ = ["PoemIndexError", "PoemWriter", "rerank", "search_lines", "write_poem"]
+
+
+def write_poems(
+    posts: Sequence[Any], und: Any, cfg: Config, cache_dir: Path, text_encoder: TextEncoder | None = None
+) -> list[Any]:
+    """The pipeline's step: a poem for each post from its photos' text-space vectors (``und``: the understand
+    stage's result). Returns new Post records; a post whose poem fails keeps ``poem = None`` (logged)."""
+    from dataclasses import replace
+
+    if not cfg.poem.enabled or not posts:
+        return list(posts)
+    row = {u.photo.path: i for i, u in enumerate(und.photos)}
+    concepts = {u.photo.path: list(u.concepts) for u in und.photos}
+    writer = PoemWriter(cfg, cache_dir, text_encoder=text_encoder)
+    out = []
+    for post in posts:
+        rows = [row[p] for p in post.photos if p in row]
+        vecs = und.text_vectors[rows] if rows else None
+        cons = [c for p in post.photos for c in concepts.get(p, [])]
+        try:
+            poem = writer.write(vecs, None, list(dict.fromkeys(cons)))
+        except (PoemIndexError, ValueError, RuntimeError) as e:
+            logger.warning("post %s: no poem (%s)", post.id, e)
+            poem = None
+        out.append(replace(post, poem=poem))
+    return out
