@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from photopoet.cli_eval import eval_app
+from photopoet.cli_write import register as register_write
 from photopoet.config import ConfigError, load_config
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
+register_write(app)  # caption, haiku
 
 ConfigOpt = Annotated[
     Path | None,
