@@ -204,3 +204,15 @@ def test_caption_config_validation(tmp_path: Path):
         load_config(overrides={"haiku": {"candidates": 0}})
     cfg = load_config()
     assert cfg.caption.mode == "hybrid" and cfg.haiku.enabled and -1 <= cfg.caption.agreement_threshold <= 1
+
+
+def test_unusable_style_file_means_no_examples(tmp_path: Path, caplog):
+    from photopoet.stages.write.texts import TextWriter
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{broken\n", encoding="utf-8")
+    cfg = load_config(overrides={"caption": {"style_file": str(bad)}})
+    w = TextWriter(cfg, tmp_path, text_encoder=HashEncoder(), generator=ScriptedGenerator(["A fine day out."]))
+    assert w.style is None and "bad.jsonl" in caplog.text and "without style examples" in caplog.text
+    r = w.captions.write(CaptionInput(id="p", event="E", image_vector=vec_for("fine day")), mode="generative")
+    assert r.caption == "A fine day out." and r.mode == "generative"

@@ -7,6 +7,7 @@ each post.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -20,8 +21,10 @@ from photopoet.config import Config
 from photopoet.records import Post, Understood
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter
 from photopoet.stages.write.haiku import HaikuWriter
-from photopoet.stages.write.style import StyleBank
+from photopoet.stages.write.style import StyleBank, StyleFileError
 from photopoet.stages.write.template import write_templates
+
+logger = logging.getLogger(__name__)
 
 
 class TextWriter:
@@ -54,7 +57,11 @@ class TextWriter:
         path = self.cfg.caption.style_file
         if path is None or self.cfg.caption.style_examples == 0:
             return None
-        return StyleBank.from_file(path, self.text_encoder)
+        try:
+            return StyleBank.from_file(path, self.text_encoder)
+        except StyleFileError as e:  # the run goes on, without examples
+            logger.warning("%s; captions are written without style examples", e)
+            return None
 
     @cached_property
     def captions(self) -> CaptionWriter:
