@@ -241,7 +241,7 @@ class CaptionConfig(_Section):
     temperature: float = Field(0.0, ge=0, le=2, description="0: beam search (deterministic); above: sampling")
     seed: int = Field(0, ge=0)
     agreement_threshold: float = Field(
-        0.8, ge=-1, le=1, description="hybrid: image-text agreement (cosine) a generated caption needs"
+        0.832, ge=-1, le=1, description="hybrid: image-text agreement (cosine) a generated caption needs"
     )
 
     @field_validator("openers")
