@@ -105,6 +105,8 @@ def test_fit_rejects_what_cannot_scan():
     assert fit_575(["夜市的灯", "很热闹", "人很多"]) is None  # not English
     same = ["first light on the peaks", "the valley still holds the night", "first light on the peaks"]
     assert fit_575(same) is None  # a repeated line
+    dangling = ["the road is dark but", "I see no animals the", "pet sleeps on the road"]
+    assert fit_575(dangling) is None  # a line ending on "the"
 
 
 def test_parse_candidate_cleans_and_stops():
@@ -161,6 +163,12 @@ def test_writer_falls_back_when_nothing_scans():
     r = w.write([["tabby cat"], ["tabby cat", "sofa"]], [], "Pet Day", _vec("cat"))
     assert r.source == "fallback" and scans(r.lines) and r.lines[0] == "tabby cat in light"
     assert r.rejected == 2
+
+
+def test_group_description_must_name_what_the_photos_show():
+    gen = ScriptedGenerator(["Pets sleeping on the couch."])  # the prompt's example, not the photos
+    w = HaikuWriter(HaikuConfig(candidates=1), generator=gen, text_encoder=None)
+    assert w.describe([["scoreboard", "digital clock"], ["stopwatch"]]) == "scoreboard, stopwatch, digital clock"
 
 
 def test_group_description_comes_first():

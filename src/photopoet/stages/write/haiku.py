@@ -1,12 +1,13 @@
 """English haiku (three lines, 5-7-5 syllables) for a photo or a post.
 
 1. **Scene**: one photo is described by its labels and visual concepts; several photos first get ONE merged
-   sentence of what they share, written by the generator (deterministic fallback: the concepts most of them
-   share).
+   sentence of what they share, written by the generator (kept only when it names at least one of their
+   concepts or labels; otherwise, deterministically, the concepts most of them share).
 2. **Candidates**: the generator samples ``haiku.candidates`` continuations of a few-shot prompt.
 3. **Repair or reject** (:func:`fit_575`): lines that already scan are kept; otherwise the words are re-split
    into 5-7-5 when they total 17, filler words are dropped ("the", "so", "just", ...) from a long line or a
-   one- or two-syllable word is added to a short one; anything still off is rejected.
+   one- or two-syllable word is added to a short one; anything still off, a line ending on "the", "of", ...,
+   a repeated line or a line copied from a prompt example is rejected.
 4. **Rerank** the survivors by image-text agreement (cosine of the photos' text-space vector and the haiku's
    text embedding; unrepaired first on ties).
 5. **Fallback**: when nothing survives, :func:`fallback_haiku` builds a deterministic 5-7-5 haiku from the
@@ -149,6 +150,25 @@ def _fix_line(line: str, target: int) -> str | None:
     return None
 
 
+_DANGLING = {"the", "a", "an", "and", "of", "to", "with", "my", "your", "its", "their", "our", "his", "her"}
+
+
+def _dangles(lines: Sequence[str]) -> bool:
+    """True when a line ends on a word that needs the next one ("the", "of", ...): a bad split."""
+    return any(re.sub(r"[^\w']", "", x.split()[-1].lower()) in _DANGLING for x in lines if x.split())
+
+
+def _grounded(text: str, concepts_per_photo: Sequence[Sequence[str]], labels: Sequence[str]) -> bool:
+    """True when ``text`` names at least one word of the photos' concepts or labels (the small model otherwise
+    tends to describe the prompt's example instead of the photos)."""
+
+    def stems(t: str) -> set[str]:
+        return {w.rstrip("s") for w in re.findall(r"\w{3,}", t.lower())}
+
+    vocab = set().union(*(stems(c) for cs in concepts_per_photo for c in cs), *(stems(x) for x in labels))
+    return bool(vocab & stems(text)) or not vocab
+
+
 def fit_575(lines: Sequence[str]) -> tuple[list[str], bool] | None:
     """``(lines, repaired)`` scanning 5-7-5, or None when the candidate cannot be made to scan."""
     lines = [" ".join(x.split()) for x in lines if x and x.strip()]
@@ -156,13 +176,13 @@ def fit_575(lines: Sequence[str]) -> tuple[list[str], bool] | None:
         return None
     if len(lines) >= 3 and scans(lines[:3]):
         out = lines[:3]
-        return (out, False) if len({x.lower() for x in out}) == 3 else None
+        return (out, False) if len({x.lower() for x in out}) == 3 and not _dangles(out) else None
     words = " ".join(lines[:3]).split()
     out = _resplit(words)
     if out is None and len(lines) >= 3:
         fixed = [_fix_line(line, t) for line, t in zip(lines[:3], TARGET, strict=True)]
         out = None if any(f is None for f in fixed) else [str(f) for f in fixed]
-    if out is None or not scans(out) or len({x.lower() for x in out}) != 3:
+    if out is None or not scans(out) or len({x.lower() for x in out}) != 3 or _dangles(out):
         return None
     return out, True
 
@@ -246,7 +266,7 @@ class HaikuWriter:
             return fallback
         raw = self.generator.generate([describe_prompt(concepts_per_photo)], max_new_tokens=32, temperature=0.0)[0][0]
         text = clean_caption(raw.split("\n")[0], max_chars=160, min_chars=8)
-        return text.rstrip(".") if text else fallback
+        return text.rstrip(".") if text and _grounded(text, concepts_per_photo, labels) else fallback
 
     def write(
         self,
