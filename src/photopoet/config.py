@@ -226,6 +226,23 @@ class CaptionConfig(_Section):
     label_hashtags: dict[str, list[str]] = Field(default_factory=dict)
     max_hashtags: int = Field(30, ge=0, le=30, description="Instagram allows at most 30")
     swipe_hint: bool = True
+    swipe_text: str = Field("Swipe for more \u27a1\ufe0f", max_length=60, description="added to carousel captions")
+    mode: Literal["template", "generative", "hybrid"] = Field(
+        "hybrid", description="hybrid: generative, template where the image-text agreement is below the threshold"
+    )
+    style_file: Path | None = Field(
+        None, description="JSON-lines file of past posts (caption, event, labels) shown as examples; null: none"
+    )
+    style_examples: int = Field(3, ge=0, le=10, description="past captions shown to the generator, most similar")
+    max_chars: int = Field(300, ge=40, le=2000, description="longest caption text (hashtags not counted)")
+    min_chars: int = Field(12, ge=1, le=200, description="shorter generated captions count as empty")
+    max_new_tokens: int = Field(48, ge=8, le=512, description="tokens the generator may write per caption")
+    candidates: int = Field(2, ge=1, le=16, description="generated captions per post; the best agreement wins")
+    temperature: float = Field(0.0, ge=0, le=2, description="0: beam search (deterministic); above: sampling")
+    seed: int = Field(0, ge=0)
+    agreement_threshold: float = Field(
+        0.832, ge=-1, le=1, description="hybrid: image-text agreement (cosine) a generated caption needs"
+    )
 
     @field_validator("openers")
     @classmethod
@@ -233,6 +250,33 @@ class CaptionConfig(_Section):
         if not v or not all(s.strip() for s in v):
             raise ValueError("needs at least one non-empty opener")
         return v
+
+    @field_validator("style_file")
+    @classmethod
+    def _style_exists(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return None
+        p = Path(v).expanduser()
+        if not p.is_file():
+            raise ValueError(f"style file {str(p)!r} does not exist or is not a file")
+        return p
+
+    @model_validator(mode="after")
+    def _lengths(self) -> CaptionConfig:
+        if self.min_chars >= self.max_chars:
+            raise ValueError(f"min_chars ({self.min_chars}) must be below max_chars ({self.max_chars})")
+        return self
+
+
+class HaikuConfig(_Section):
+    enabled: bool = Field(True, description="write an English haiku (5-7-5) for every post")
+    candidates: int = Field(4, ge=1, le=32, description="haiku sampled from the generator, repaired, reranked")
+    temperature: float = Field(0.8, ge=0, le=2, description="sampling temperature (0: beam search)")
+    max_new_tokens: int = Field(24, ge=8, le=128)
+    seed: int = Field(0, ge=0)
+    describe_groups: bool = Field(
+        True, description="for several photos, first write one sentence of what they share, then the haiku"
+    )
 
 
 class RenderConfig(_Section):
@@ -275,6 +319,7 @@ class Config(_Section):
     cull: CullConfig = Field(default_factory=CullConfig)
     group: GroupConfig = Field(default_factory=GroupConfig)
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
+    haiku: HaikuConfig = Field(default_factory=HaikuConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)
     poem: PoemConfig = Field(default_factory=PoemConfig)
 

@@ -21,7 +21,7 @@ from photopoet.stages.ingest import ingest
 from photopoet.stages.plots import report_plots
 from photopoet.stages.render import posts_document, render_report, write_post_folders
 from photopoet.stages.understand import ModelSet, understand
-from photopoet.stages.write import write_templates
+from photopoet.stages.write.texts import TextWriter, write_texts
 
 
 class RunError(RuntimeError):
@@ -101,7 +101,9 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
         t = time.perf_counter()
         event = cfg.caption.event or photos_dir.resolve().name
         by_path = {u.photo.path: u for u in photos}
-        posts = write_templates(posts, by_path, event, cfg.caption)
+        vectors = {u.photo.path: und.text_vectors[i] for i, u in enumerate(und.photos)}
+        writer = TextWriter(cfg, cache_dir, text_encoder=models.text_encoder)
+        posts = write_texts(posts, by_path, vectors, event, cfg, writer, progress=progress)
         posts = write_poems(posts, und, cfg, cache_dir, models.text_encoder)
         timings["write"] = time.perf_counter() - t
 

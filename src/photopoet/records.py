@@ -63,6 +63,7 @@ class Post:
     poem: dict[str, Any] | None = None
     scores: dict[str, float] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
+    caption_mode: str | None = None  # what wrote the caption: template, generative, hybrid:generative, ...
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,4 +76,5 @@ class Post:
             "poem": self.poem,
             "scores": dict(self.scores),
             "labels": list(self.labels),
+            "caption_mode": self.caption_mode,
         }

@@ -55,16 +55,31 @@ def post_labels(members: Sequence[Understood], k: int = 3, min_share: float = 0.
     return ranked[:k]
 
 
-def template_caption(post_id: str, labels: Sequence[str], event: str | None, n_photos: int, cfg: CaptionConfig) -> str:
-    # the opener varies between posts but never between runs: chosen by the post id
+_TRAILING_PREPOSITION = re.compile(r"\s+(?:from|of|at|in|on|during)$", re.IGNORECASE)
+
+
+def with_swipe_hint(text: str, n_photos: int, cfg: CaptionConfig) -> str:
+    """``text`` plus the configured swipe hint when the post is a carousel (2+ photos) and the hint is on."""
+    if cfg.swipe_hint and n_photos > 1 and cfg.swipe_text.strip():
+        return f"{text} {cfg.swipe_text.strip()}"
+    return text
+
+
+def template_caption(
+    post_id: str, labels: Sequence[str], event: str | None, n_photos: int, cfg: CaptionConfig, *, swipe: bool = True
+) -> str:
+    """Opener (picked by the post id: varies between posts, never between runs), event, up to three labels.
+
+    Without an event the opener's trailing preposition is dropped ("Highlights from" -> "Highlights")."""
     pick = int(hashlib.sha1(post_id.encode()).hexdigest(), 16) % len(cfg.openers)
-    text = f"{cfg.openers[pick].strip()} {event}" if event else cfg.openers[pick].strip()
+    opener = " ".join(cfg.openers[pick].split())
+    event = " ".join((event or "").split())
+    text = f"{opener} {event}" if event else _TRAILING_PREPOSITION.sub("", opener)
+    labels = [" ".join(lab.split()) for lab in labels if lab and lab.strip()]
     if labels:
         text += ": " + ", ".join(labels[:3])
     text = text.rstrip(".") + "."
-    if cfg.swipe_hint and n_photos > 1:
-        text += " Swipe for more ➡️"
-    return text
+    return with_swipe_hint(text, n_photos, cfg) if swipe else text
 
 
 def write_templates(
@@ -85,6 +100,7 @@ def write_templates(
                 poem=p.poem,
                 scores=dict(p.scores),
                 labels=labels,
+                caption_mode="template",
             )
         )
     return out

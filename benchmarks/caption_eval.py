@@ -1,0 +1,177 @@
+"""Captions on the club's posts: template vs generative vs hybrid, ROUGE-L and BLEU, agreement threshold, speed.
+
+Split by post (never by photo): a post is in the test split when the first hex digit of sha1(post_id) is
+below 4 (about a quarter), the rest is the train split. Style examples come only from the train split; the
+hybrid threshold is calibrated only on the train split.
+
+Calibration: for every train post, the image-text agreement (cosine of the post's ConSE image vector, the
+mean of its photos' vectors, and the caption's text embedding) of its own caption ("match") and of the next
+train post's caption ("mismatch"). The threshold is the value that best separates the two (Youden's J: true
+positive rate minus false positive rate, highest). A generated caption below it agrees with its photos no more
+than a caption of another post typically does.
+
+Metrics: ROUGE-L F1 (``rouge-score``, its default tokeniser: lower case, runs of letters and digits, Porter
+stemmer on) and corpus BLEU (``sacrebleu``, tokeniser 13a, lower-cased) against the club's caption with
+@handles, URLs and hashtags removed (:func:`clean_caption`, no length cut); the swipe hint is not scored.
+Generation: one call per post for "generative"; "hybrid" reuses the same continuations (memoised), so the two
+differ only by the threshold. Seconds per caption are wall-clock on this machine, model load excluded.
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python benchmarks/caption_eval.py [--club ../shared/club] [--limit N] [--out out/caption_eval.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from photopoet.config import load_config
+from photopoet.evaluation.grouping import understand_folder
+from photopoet.fsutil import atomic_write_text
+from photopoet.stages.write.caption import CaptionInput, CaptionWriter, agreement
+from photopoet.stages.write.clean import clean_caption
+from photopoet.stages.write.style import StyleBank, example_from_record
+from photopoet.stages.write.texts import mean_vector, post_concepts
+
+
+def is_test(post_id: str) -> bool:
+    return int(hashlib.sha1(post_id.encode()).hexdigest()[0], 16) < 4
+
+
+def reference(caption: str) -> str:
+    return clean_caption(caption.replace("\n", " "), max_chars=2000, min_chars=1)
+
+
+class MemoGenerator:
+    """Wraps a generator; the same call twice is answered from memory (hybrid reuses generative's output)."""
+
+    def __init__(self, gen):
+        self.gen, self.name, self.memo, self.seconds = gen, gen.name, {}, 0.0
+
+    def generate(self, prompts, **kw):
+        key = (tuple(prompts), tuple(sorted(kw.items())))
+        if key not in self.memo:
+            t = time.perf_counter()
+            self.memo[key] = self.gen.generate(prompts, **kw)
+            self.seconds += time.perf_counter() - t
+        return self.memo[key]
+
+
+def youden_threshold(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float, float]:
+    """(threshold, TPR, FPR) maximising TPR - FPR over the observed scores."""
+    best = (0.0, 0.0, 0.0, -1.0)
+    for t in np.unique(np.concatenate([pos, neg])):
+        tpr, fpr = float((pos >= t).mean()), float((neg >= t).mean())
+        if tpr - fpr > best[3]:
+            best = (float(t), tpr, fpr, tpr - fpr)
+    return best[0], best[1], best[2]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--club", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/club")
+    ap.add_argument("--limit", type=int, default=0, help="score only the first N test posts (0: all)")
+    ap.add_argument("--out", type=Path, default=Path("out/caption_eval.jsonl"), help="per-post outputs")
+    args = ap.parse_args()
+    from rouge_score import rouge_scorer
+    from sacrebleu.metrics import BLEU
+
+    posts = [json.loads(line) for line in (args.club / "posts.jsonl").read_text(encoding="utf-8").splitlines()]
+    cfg = load_config()
+    cache_dir = cfg.cache.resolved_dir()
+    _, und = understand_folder(args.club / "images", cfg, progress=True)
+    idx = {Path(u.photo.path).name: i for i, u in enumerate(und.photos)}
+    from photopoet.models import create_generator, create_text_encoder
+
+    txt = create_text_encoder(cfg.models, cache_dir)
+    rows = []
+    for d in posts:
+        members = [idx[x] for x in d["images"] if x in idx]
+        if not members:
+            continue
+        rows.append(
+            {
+                "post": d,
+                "vec": mean_vector([und.text_vectors[i] for i in members]),
+                "concepts": post_concepts([list(und.photos[i].concepts) for i in members]),
+                "n": len(members),
+                "ref": reference(d["caption"]),
+            }
+        )
+    train = [r for r in rows if not is_test(r["post"]["post_id"]) and r["ref"]]
+    test = [r for r in rows if is_test(r["post"]["post_id"]) and r["ref"]]
+    if args.limit:
+        test = test[: args.limit]
+
+    # --- calibration on the train split
+    pos = np.array([agreement(txt, r["vec"], [r["ref"]])[0] for r in train])
+    neg = np.array([agreement(txt, r["vec"], [train[(i + 1) % len(train)]["ref"]])[0] for i, r in enumerate(train)])
+    thr, tpr, fpr = youden_threshold(pos, neg)
+    print(f"\nposts: {len(rows)} ({len(train)} train, {len(test)} test), photos: {len(und.photos)}")
+    print("\nImage-text agreement on the train split (own caption vs the next post's caption):\n")
+    print("| pairs | n | mean | p10 | p50 | p90 |")
+    print("|---|---|---|---|---|---|")
+    for name, a in (("match", pos), ("mismatch", neg)):
+        q = np.percentile(a, [10, 50, 90])
+        print(f"| {name} | {len(a)} | {a.mean():.4f} | {q[0]:.4f} | {q[1]:.4f} | {q[2]:.4f} |")
+    print(f"\nthreshold (Youden's J on train): {thr:.4f}  (keeps {tpr:.0%} of own captions, {fpr:.0%} of others)")
+
+    # --- captions on the test split
+    style = StyleBank([e for e in (example_from_record(r["post"]) for r in train) if e is not None], txt)
+    gen = MemoGenerator(create_generator(cfg.models, cache_dir))
+    gen.generate(["Hello"], max_new_tokens=1)  # load outside the timing
+    gen.seconds = 0.0
+    ccfg = cfg.caption.model_copy(update={"agreement_threshold": thr})
+    writer = CaptionWriter(ccfg, generator=gen, text_encoder=txt, style=style)
+    outs: dict[str, list] = {"template": [], "generative": [], "hybrid": []}
+    lines = []
+    for r in tqdm(test, desc="captions", unit="post"):
+        d = r["post"]
+        item = CaptionInput(
+            id=d["post_id"],
+            event=d.get("event"),
+            labels=tuple(d.get("labels") or [])[:3],
+            concepts=tuple(r["concepts"]),
+            n_photos=r["n"],
+            image_vector=r["vec"],
+        )
+        rec = {"post_id": d["post_id"], "reference": r["ref"]}
+        for mode in outs:
+            res = writer.write(item, mode=mode)
+            text = res.caption
+            if ccfg.swipe_hint and r["n"] > 1 and text.endswith(ccfg.swipe_text):
+                text = text[: -len(ccfg.swipe_text)].rstrip()
+            outs[mode].append((text, res.mode, res.score))
+            rec[mode] = {"caption": text, "mode": res.mode, "score": res.score}
+        lines.append(json.dumps(rec, ensure_ascii=False))
+    atomic_write_text(args.out, "\n".join(lines) + "\n")
+    refs = [r["ref"] for r in test]
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    bleu = BLEU(tokenize="13a", lowercase=True)
+    print(f"\nCaptions on the test split ({len(test)} posts, references: the club's captions):\n")
+    print("| mode | ROUGE-L F1 | BLEU | mean agreement | generated share | mean chars |")
+    print("|---|---|---|---|---|---|")
+    for mode, o in outs.items():
+        hyps = [t for t, _, _ in o]
+        rl = np.mean([scorer.score(ref, h)["rougeL"].fmeasure for ref, h in zip(refs, hyps, strict=True)])
+        b = bleu.corpus_score(hyps, [refs]).score
+        sc = np.mean([s for _, _, s in o if s is not None])
+        gshare = np.mean([m.endswith("generative") for _, m, _ in o])
+        chars = np.mean([len(t) for t in hyps])
+        print(f"| {mode} | {rl:.4f} | {b:.2f} | {sc:.4f} | {gshare:.0%} | {chars:.0f} |")
+    n_calls = len(gen.memo) - 1
+    print(
+        f"\nspeed: {gen.seconds / max(n_calls, 1):.1f} s per generated caption ({n_calls} generator calls, "
+        f"{ccfg.candidates} beams, max {ccfg.max_new_tokens} new tokens, CPU, model load excluded)"
+    )
+    print(f"per-post outputs: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Captions in three modes: template, generative, and hybrid (the default).
+
+- **template**: :func:`photopoet.stages.write.template.template_caption`, deterministic.
+- **generative**: the generator continues a few-shot prompt built from the post's event, labels and visual
+  concepts, with the most similar of the club's past captions (style file) as examples. ``candidates``
+  continuations are cleaned (:mod:`.clean`) and the one whose *image-text agreement* is highest is kept.
+  When every continuation cleans to nothing, the template caption is used.
+- **hybrid**: generative, but the template caption replaces the generated one when its image-text agreement
+  is below ``caption.agreement_threshold``.
+
+Image-text agreement is the cosine between the post's image vector in the text space (offline tier: the
+ConSE mixture of its photos' top ImageNet class embeddings; hub tier: CLIP's image embedding) and the
+caption's text embedding. It is not CLIPScore: no CLIP is involved on the offline tier.
+
+``mode`` in a result names the configured mode and, after a colon, what wrote the caption when the two
+differ in kind: ``template``, ``generative``, ``hybrid:generative``, ``hybrid:template`` (agreement too
+low) or ``generative:template`` / ``hybrid:template`` when the generator gave nothing usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from photopoet.config import CaptionConfig
+from photopoet.stages.write.clean import clean_caption, copied_share
+from photopoet.stages.write.style import StyleBank, StyleExample, topic_text
+from photopoet.stages.write.template import hashtags_for, template_caption, with_swipe_hint
+
+CAPTION_HEADER = "Instagram captions written by a college photography club for its posts."
+MAX_COPIED = 0.5  # a generation sharing more of its word trigrams with an example or the prompt is a copy
+
+
+@dataclass(frozen=True)
+class CaptionInput:
+    """What a caption is written from."""
+
+    id: str  # stable id: picks the template opener
+    event: str | None = None
+    labels: tuple[str, ...] = ()
+    concepts: tuple[str, ...] = ()  # visual concepts (top ImageNet classes), best first
+    n_photos: int = 1
+    image_vector: np.ndarray | None = None  # [T] the photos in the text space, L2-normalised
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    caption: str  # with the swipe hint where it applies
+    hashtags: list[str]
+    mode: str
+    score: float | None  # image-text agreement of the caption text (without the swipe hint)
+    candidates: list[tuple[str, float | None]] = field(default_factory=list)  # cleaned generations, scored
+
+    def to_json(self) -> dict:
+        return {
+            "caption": self.caption,
+            "hashtags": list(self.hashtags),
+            "mode": self.mode,
+            "score": None if self.score is None else round(float(self.score), 4),
+        }
+
+
+def caption_prompt(item: CaptionInput, examples: Sequence[StyleExample]) -> str:
+    """Few-shot prompt for a base (not instruction-tuned) model: examples, then the post's topic line."""
+    lines = [CAPTION_HEADER, ""]
+    for ex in examples:
+        lines += [f"Topic: {ex.key()}", f"Caption: {ex.caption}", ""]
+    lines += [f"Topic: {topic_text(item.event, item.labels, item.concepts)}", "Caption:"]
+    return "\n".join(lines)
+
+
+def agreement(text_encoder, image_vector: np.ndarray | None, texts: Sequence[str]) -> list[float | None]:
+    """Image-text agreement (cosine) of each text with the image vector; None without a vector."""
+    if image_vector is None or not texts:
+        return [None] * len(texts)
+    t = text_encoder.encode(list(texts), kind="query")
+    v = np.asarray(image_vector, dtype=np.float32)
+    v = v / max(float(np.linalg.norm(v)), 1e-12)
+    return [float(x) for x in t @ v]
+
+
+class CaptionWriter:
+    """Writes captions with one generator, text encoder and (optional) style bank, all loaded lazily."""
+
+    def __init__(self, cfg: CaptionConfig, generator=None, text_encoder=None, style: StyleBank | None = None):
+        self.cfg = cfg
+        self.generator = generator
+        self.text_encoder = text_encoder
+        self.style = style
+
+    def examples_for(self, item: CaptionInput) -> list[StyleExample]:
+        if self.style is None:
+            return []
+        return self.style.nearest(topic_text(item.event, item.labels, item.concepts), self.cfg.style_examples)
+
+    def generate(self, item: CaptionInput) -> list[str]:
+        """Cleaned, distinct, non-empty generated captions that copy neither an example nor the topic line
+        (may be none)."""
+        if self.generator is None:
+            raise ValueError("generative captions need a generator")
+        examples = self.examples_for(item)
+        prompt = caption_prompt(item, examples)
+        sources = [ex.caption for ex in examples] + [topic_text(item.event, item.labels, item.concepts)]
+        raw = self.generator.generate(
+            [prompt],
+            max_new_tokens=self.cfg.max_new_tokens,
+            temperature=self.cfg.temperature,
+            num_return_sequences=self.cfg.candidates,
+            seed=self.cfg.seed,
+        )[0]
+        out: list[str] = []
+        for r in raw:
+            c = clean_caption(r, max_chars=self.cfg.max_chars, min_chars=self.cfg.min_chars)
+            if not c or c.lower() in (x.lower() for x in out):
+                continue
+            if any(copied_share(c, src) > MAX_COPIED for src in sources):
+                continue  # the model repeated an example or the topic line instead of writing
+            out.append(c)
+        return out
+
+    def write(self, item: CaptionInput, mode: str | None = None) -> CaptionResult:
+        mode = mode or self.cfg.mode
+        if mode not in ("template", "generative", "hybrid"):
+            raise ValueError(f"caption mode must be template, generative or hybrid, got {mode!r}")
+        tags = hashtags_for(item.labels, item.event, self.cfg)
+        templ = template_caption(item.id, item.labels, item.event, item.n_photos, self.cfg, swipe=False)
+
+        def score(texts: list[str]) -> list[float | None]:
+            if self.text_encoder is None:
+                return [None] * len(texts)
+            return agreement(self.text_encoder, item.image_vector, texts)
+
+        if mode == "template":
+            s = score([templ])[0]
+            return CaptionResult(with_swipe_hint(templ, item.n_photos, self.cfg), tags, "template", s)
+        gens = self.generate(item)
+        scores = score(gens) if gens else []
+        cands = list(zip(gens, scores, strict=True))
+        if not gens:
+            s = score([templ])[0]
+            return CaptionResult(with_swipe_hint(templ, item.n_photos, self.cfg), tags, f"{mode}:template", s, cands)
+        best = max(range(len(gens)), key=lambda i: (-np.inf if scores[i] is None else scores[i], -i))
+        text, s = gens[best], scores[best]
+        if mode == "hybrid" and s is not None and s < self.cfg.agreement_threshold:
+            ts = score([templ])[0]
+            return CaptionResult(with_swipe_hint(templ, item.n_photos, self.cfg), tags, "hybrid:template", ts, cands)
+        used = "generative" if mode == "generative" else "hybrid:generative"
+        return CaptionResult(with_swipe_hint(text, item.n_photos, self.cfg), tags, used, s, cands)

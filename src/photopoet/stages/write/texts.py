@@ -1,0 +1,138 @@
+"""Captions and haiku for every post of a run (or for the photos named on the command line).
+
+:class:`TextWriter` holds the models (created on first use: template captions load nothing) and
+:func:`write_texts` fills ``caption``, ``hashtags``, ``haiku``, ``caption_mode`` and the agreement scores of
+each post.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from photopoet.config import Config
+from photopoet.records import Post, Understood
+from photopoet.stages.write.caption import CaptionInput, CaptionWriter
+from photopoet.stages.write.haiku import HaikuWriter
+from photopoet.stages.write.style import StyleBank, StyleFileError
+from photopoet.stages.write.template import write_templates
+
+logger = logging.getLogger(__name__)
+
+
+class TextWriter:
+    """Caption and haiku writers sharing one generator and text encoder."""
+
+    def __init__(self, cfg: Config, cache_dir: Path, *, text_encoder=None, generator=None) -> None:
+        self.cfg = cfg
+        self.cache_dir = Path(cache_dir)
+        self._text_encoder = text_encoder
+        self._generator = generator
+
+    @cached_property
+    def text_encoder(self):
+        if self._text_encoder is None:
+            from photopoet.models import create_text_encoder
+
+            self._text_encoder = create_text_encoder(self.cfg.models, self.cache_dir)
+        return self._text_encoder
+
+    @cached_property
+    def generator(self):
+        if self._generator is None:
+            from photopoet.models import create_generator
+
+            self._generator = create_generator(self.cfg.models, self.cache_dir)
+        return self._generator
+
+    @cached_property
+    def style(self) -> StyleBank | None:
+        path = self.cfg.caption.style_file
+        if path is None or self.cfg.caption.style_examples == 0:
+            return None
+        try:
+            return StyleBank.from_file(path, self.text_encoder)
+        except StyleFileError as e:  # the run goes on, without examples
+            logger.warning("%s; captions are written without style examples", e)
+            return None
+
+    @cached_property
+    def captions(self) -> CaptionWriter:
+        needs_gen = self.cfg.caption.mode != "template"
+        return CaptionWriter(
+            self.cfg.caption,
+            generator=self.generator if needs_gen else None,
+            text_encoder=self.text_encoder,
+            style=self.style if needs_gen else None,
+        )
+
+    @cached_property
+    def haiku(self) -> HaikuWriter:
+        return HaikuWriter(self.cfg.haiku, generator=self.generator, text_encoder=self.text_encoder)
+
+
+def mean_vector(vectors: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The L2-normalised mean of image vectors in the text space (None for none)."""
+    if not len(vectors):
+        return None
+    v = np.mean(np.stack([np.asarray(x, dtype=np.float32) for x in vectors]), axis=0)
+    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
+
+def post_concepts(concepts_per_photo: Sequence[Sequence[str]], k: int = 4) -> list[str]:
+    """Concepts of a post's photos: named by the most photos first, then by rank within the photos."""
+    count: Counter[str] = Counter()
+    best: dict[str, int] = {}
+    for cs in concepts_per_photo:
+        for r, c in enumerate(cs[:3]):
+            count[c] += 1
+            best[c] = min(best.get(c, r), r)
+    return sorted(count, key=lambda c: (-count[c], best[c], c))[:k]
+
+
+def write_texts(
+    posts: Sequence[Post],
+    by_path: Mapping[str, Understood],
+    vectors: Mapping[str, np.ndarray],
+    event: str | None,
+    cfg: Config,
+    writer: TextWriter,
+    *,
+    progress: bool = True,
+) -> list[Post]:
+    """Labels, hashtags and captions (``cfg.caption.mode``), and a haiku (``cfg.haiku.enabled``) per post."""
+    base = write_templates(posts, by_path, event, cfg.caption)
+    out: list[Post] = []
+    for p in tqdm(base, desc="captions and haiku", unit="post", disable=not progress or not base):
+        members = [by_path[x] for x in p.photos]
+        per_photo = [list(m.concepts) for m in members]
+        vec = mean_vector([vectors[x] for x in p.photos if x in vectors])
+        item = CaptionInput(
+            id=p.id,
+            event=event,
+            labels=tuple(p.labels),
+            concepts=tuple(post_concepts(per_photo)),
+            n_photos=len(p.photos),
+            image_vector=vec,
+        )
+        cap = writer.captions.write(item)
+        scores = dict(p.scores)
+        if cap.score is not None:
+            scores["caption_agreement"] = round(cap.score, 4)
+        haiku = p.haiku
+        if cfg.haiku.enabled:
+            h = writer.haiku.write(per_photo, p.labels, event, vec)
+            haiku = list(h.lines)
+            if h.score is not None:
+                scores["haiku_agreement"] = round(h.score, 4)
+        out.append(
+            replace(p, caption=cap.caption, hashtags=cap.hashtags, haiku=haiku, scores=scores, caption_mode=cap.mode)
+        )
+    return out
