@@ -113,3 +113,33 @@ def test_real_gemma_haiku_cli(photos, tmp_path: Path):
     cfg.write_text("haiku:\n  candidates: 2\n  max_new_tokens: 20\n", encoding="utf-8")
     out = _json(runner.invoke(app, ["haiku", str(photos[0]), "--config", str(cfg), "--json"]))
     assert len(out["lines"]) == 3 and scans(out["lines"]) and isinstance(out["score"], float)
+
+
+def test_rerun_reuses_written_texts(tmp_path: Path, photos, fake_generator):
+    # a rerun (or a run after a crash) does not generate again the texts of posts it already wrote
+    from photopoet.pipeline import run
+
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    for p in photos:
+        p.rename(folder / p.name)
+    fake_generator.outputs = [HAIKU_OUT]
+    cfg = load_config(
+        overrides={
+            "cache": {"dir": str(tmp_path / "cache")},
+            "caption": {"event": "Cafe Week", "candidates": 1},
+            "haiku": {"candidates": 1},
+        }
+    )
+    run(folder, tmp_path / "out1", cfg, progress=False)
+    first = json.loads((tmp_path / "out1" / "posts.json").read_text(encoding="utf-8"))["posts"]
+    asked = len(fake_generator.prompts)
+    assert asked > 0
+    run(folder, tmp_path / "out2", cfg, progress=False)
+    second = json.loads((tmp_path / "out2" / "posts.json").read_text(encoding="utf-8"))["posts"]
+    assert len(fake_generator.prompts) == asked
+    keys = ("caption", "hashtags", "haiku", "caption_mode", "scores")
+    assert [{k: p[k] for k in keys} for p in second] == [{k: p[k] for k in keys} for p in first]
+    # another event is another text: generated again
+    run(folder, tmp_path / "out3", cfg.model_copy(update={"caption": cfg.caption.model_copy(update={"event": "X"})}))
+    assert len(fake_generator.prompts) > asked

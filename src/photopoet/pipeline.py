@@ -103,7 +103,7 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
         by_path = {u.photo.path: u for u in photos}
         vectors = {u.photo.path: und.text_vectors[i] for i, u in enumerate(und.photos)}
         writer = TextWriter(cfg, cache_dir, text_encoder=models.text_encoder)
-        posts = write_texts(posts, by_path, vectors, event, cfg, writer, progress=progress)
+        posts = write_texts(posts, by_path, vectors, event, cfg, writer, progress=progress, cache=cache)
         posts = write_poems(posts, und, cfg, cache_dir, models.text_encoder)
         timings["write"] = time.perf_counter() - t
 

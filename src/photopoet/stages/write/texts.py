@@ -7,6 +7,8 @@ each post.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from photopoet.cache import Cache
 from photopoet.config import Config
 from photopoet.records import Post, Understood
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter
@@ -106,11 +109,22 @@ def write_texts(
     writer: TextWriter,
     *,
     progress: bool = True,
+    cache: Cache | None = None,
 ) -> list[Post]:
-    """Labels, hashtags and captions (``cfg.caption.mode``), and a haiku (``cfg.haiku.enabled``) per post."""
+    """Labels, hashtags and captions (``cfg.caption.mode``), and a haiku (``cfg.haiku.enabled``) per post.
+
+    With a `cache`, each post's texts are stored as soon as they are written, under a key made of its photos'
+    content hashes (in order), the event, its labels and every setting and model that shapes the texts: a
+    rerun, or a run after a crash, writes only the posts it has not written yet."""
     base = write_templates(posts, by_path, event, cfg.caption)
     out: list[Post] = []
     for p in tqdm(base, desc="captions and haiku", unit="post", disable=not progress or not base):
+        key = _texts_key(p, by_path, event, cfg)
+        done = cache.get_json(TEXTS_KIND, [key]).get(key) if cache is not None else None
+        if done is not None:
+            fields = {k: done[k] for k in ("caption", "hashtags", "haiku", "caption_mode")}
+            out.append(replace(p, **fields, scores={**p.scores, **done["scores"]}))
+            continue
         members = [by_path[x] for x in p.photos]
         per_photo = [list(m.concepts) for m in members]
         vec = mean_vector([vectors[x] for x in p.photos if x in vectors])
@@ -132,7 +146,35 @@ def write_texts(
             haiku = list(h.lines)
             if h.score is not None:
                 scores["haiku_agreement"] = round(h.score, 4)
-        out.append(
-            replace(p, caption=cap.caption, hashtags=cap.hashtags, haiku=haiku, scores=scores, caption_mode=cap.mode)
-        )
+        written = {"caption": cap.caption, "hashtags": list(cap.hashtags), "haiku": haiku, "caption_mode": cap.mode}
+        out.append(replace(p, **written, scores=scores))
+        if cache is not None:
+            new_scores = {k: v for k, v in scores.items() if k in ("caption_agreement", "haiku_agreement")}
+            cache.put_json(TEXTS_KIND, {key: {**written, "scores": new_scores}})
     return out
+
+
+TEXTS_KIND = "post-texts:v1"  # per post: caption, hashtags, haiku, caption mode and their scores
+
+
+def _texts_key(p: Post, by_path: Mapping[str, Understood], event: str | None, cfg: Config) -> str:
+    parts = {
+        "photos": [by_path[x].photo.sha256 for x in p.photos],
+        "event": event,
+        "labels": list(p.labels),
+        "caption": cfg.caption.model_dump(mode="json"),
+        "haiku": cfg.haiku.model_dump(mode="json"),
+        "models": cfg.models.model_dump(mode="json"),
+        "style": _file_digest(cfg.caption.style_file),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _file_digest(path: str | Path | None) -> str | None:
+    """Content hash of the style file (other examples, other captions); None when there is none."""
+    if not path:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
