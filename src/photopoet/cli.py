@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
+from photopoet.cli_common import fail as _fail
+from photopoet.cli_common import load as _load
 from photopoet.cli_eval import eval_app
 from photopoet.cli_poem import register as register_poem_commands
 from photopoet.cli_write import register as register_write
-from photopoet.config import ConfigError, load_config
 
 app = typer.Typer(
     help="Turn a folder of photos into ready-to-post sets: cull, group, caption, haiku and Chinese poetry.",
@@ -28,18 +29,6 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="YAML file with the settings to change; defaults fill the rest."),
 ]
-
-
-def _fail(msg: str, code: int = 2) -> None:
-    typer.echo(f"photopoet: error: {msg}", err=True)
-    raise typer.Exit(code)
-
-
-def _load(config: Path | None):
-    try:
-        return load_config(config)
-    except ConfigError as e:
-        _fail(str(e))
 
 
 @config_app.command("show")

@@ -8,12 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
+from photopoet.cli_common import fail as _fail
+
 eval_app = typer.Typer(help="Evaluate a stage against labelled data.", no_args_is_help=True)
-
-
-def _fail(msg: str, code: int = 2) -> None:
-    typer.echo(f"photopoet: error: {msg}", err=True)
-    raise typer.Exit(code)
 
 
 def relative_groups(groups: list[Any], root: Path) -> list[tuple[str, list[str]]]:

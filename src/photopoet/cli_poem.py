@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from photopoet.config import ConfigError, load_config
+from photopoet.cli_common import fail as _fail
+from photopoet.cli_common import load as _load
 
 corpus_app = typer.Typer(help="Build poem line indexes from a corpus.", no_args_is_help=True)
 
@@ -22,18 +23,6 @@ IndexOpt = Annotated[
         "--index", help="Index folder (default: poem.index, else the installed corpus, else the shipped one)."
     ),
 ]
-
-
-def _fail(msg: str, code: int = 2) -> None:
-    typer.echo(f"photopoet: error: {msg}", err=True)
-    raise typer.Exit(code)
-
-
-def _load(config: Path | None):
-    try:
-        return load_config(config)
-    except ConfigError as e:
-        _fail(str(e))
 
 
 def _cache_dir(cfg) -> Path:

@@ -13,25 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
+from photopoet.cli_common import fail as _fail
+from photopoet.cli_common import load as _config
+
 ImagesArg = Annotated[list[Path], typer.Argument(help="Photo files (one post: a caption or haiku for all of them).")]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML file with the settings to change; defaults fill the rest.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def _fail(msg: str, code: int = 2) -> None:
-    typer.echo(f"photopoet: error: {msg}", err=True)
-    raise typer.Exit(code)
-
-
-def _config(config: Path | None, overrides: dict[str, Any] | None = None):
-    from photopoet.config import ConfigError, load_config
-
-    try:
-        return load_config(config, overrides)
-    except ConfigError as e:
-        _fail(str(e))
 
 
 def _read_images(paths: list[Path]) -> tuple[list[Path], list[Any]]:
