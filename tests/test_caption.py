@@ -216,3 +216,18 @@ def test_unusable_style_file_means_no_examples(tmp_path: Path, caplog):
     assert w.style is None and "bad.jsonl" in caplog.text and "without style examples" in caplog.text
     r = w.captions.write(CaptionInput(id="p", event="E", image_vector=vec_for("fine day")), mode="generative")
     assert r.caption == "A fine day out." and r.mode == "generative"
+
+
+def test_an_event_the_style_file_never_saw_still_gets_examples_and_its_own_tag(tmp_path: Path):
+    bank = StyleBank.from_file(_style_file(tmp_path), HashEncoder())
+    gen = ScriptedGenerator(["Robots rolled across the hall all afternoon."])
+    w = CaptionWriter(CaptionConfig(style_examples=2), generator=gen, text_encoder=HashEncoder(), style=bank)
+    item = CaptionInput(id="p", event="Robotics Expo 2031", labels=("stage",), image_vector=vec_for("robots hall"))
+    r = w.write(item, mode="generative")
+    assert r.caption == "Robots rolled across the hall all afternoon." and r.mode == "generative"
+    prompt = gen.prompts[0]
+    assert prompt.count("Caption:") == 3 and prompt.endswith("Topic: Robotics Expo 2031; stage\nCaption:")
+    assert "#RoboticsExpo2031" in r.hashtags
+    empty, _ = _writer(["#tags only"], candidates=1)  # and when nothing usable comes back, the template names it
+    r = empty.write(item, mode="generative")
+    assert r.mode == "generative:template" and r.caption.startswith("Scenes from Robotics Expo 2031")
