@@ -42,18 +42,23 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--config", "-c", help="YAML file with the settings to change (publish:).")
         ] = None,
     ) -> None:
-        """Publish the post folders in OUT to Instagram, or (the default) show exactly what would be sent.
+        """Publish the post folders in OUT to Instagram, or (the default) show
+        exactly which Graph API calls would be made. Nothing is sent without --live.
 
-        Each post is read from OUT/posts/<id>/: the photos listed in post.json, in order, and caption.txt as you
-        left it (edit it freely before publishing). Posts that break Instagram's limits (2-10 photos per carousel,
-        2,200 characters, 30 hashtags, JPEG 4:5 to 1.91:1) are listed with the reason and never sent.
+        Each post is read from OUT/posts/<id>/: the photos listed in post.json,
+        in order, and caption.txt as you left it (edit it before publishing).
+        Posts that break Instagram's limits (2-10 photos per carousel, 2,200
+        characters, 30 hashtags, JPEG 4:5 to 1.91:1) are listed with the reason
+        and never sent.
 
-        --live follows the Graph API's content-publishing flow: a container per photo, a carousel container with
-        the caption, a wait until Instagram has fetched the photos, then media_publish. It needs publish.base_url
-        (the public address where OUT is served) and an access token in the environment variable named by
-        publish.token_env (PHOTOPOET_IG_TOKEN); the token is never printed or stored. A ledger,
-        OUT/publish-ledger.json, makes reruns safe: published posts are never posted again, and a run that failed
-        half-way resumes with the containers already made.
+        --live follows the content-publishing flow: a container per photo, a
+        carousel container with the caption, a wait until Instagram has fetched
+        the photos, then media_publish. It needs publish.base_url (the public
+        address where OUT is served) and an access token in the environment
+        variable publish.token_env (PHOTOPOET_IG_TOKEN); the token is never
+        printed or stored. OUT/publish-ledger.json makes reruns safe: a post is
+        never published twice, and a run that failed half-way resumes with the
+        containers already made.
         """
         if live and dry_run:
             fail("choose --live or --dry-run, not both")

@@ -157,7 +157,9 @@ def load_posts(out: Path, cfg: PublishConfig, only: Sequence[str] = ()) -> list[
         known = {d.name for d in folders}
         unknown = [x for x in only if x not in known]
         if unknown:
-            raise PublishError(f"{root}: no post {', '.join(unknown)} (posts: {', '.join(sorted(known)) or 'none'})")
+            names = sorted(known)
+            listing = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+            raise PublishError(f"{root}: no post {', '.join(unknown)} (posts here: {listing or 'none'})")
         folders = [d for d in folders if d.name in set(only)]
     posts = []
     for d in folders:
