@@ -467,3 +467,31 @@ def test_live_needs_base_url_and_token(out, monkeypatch):
         publish_live(out, _cfg())
     res = CliRunner().invoke(app, ["publish", str(out), "--live", "--dry-run"])
     assert res.exit_code == 2 and "not both" in res.output
+
+
+def test_lost_publish_then_edited_caption_is_still_not_posted_twice(out, graph, monkeypatch):
+    monkeypatch.setenv("PHOTOPOET_IG_TOKEN", TOKEN)
+    state = {"published": False}
+
+    def publish_then_go_dark(req):
+        if req["path"].endswith("/media_publish") and not state["published"]:
+            state["published"] = True
+            graph.rules.remove(publish_then_go_dark)
+            graph.handle(req)
+            graph.requests.pop()
+            graph.rules.append(lambda r: (503, {"error": {"message": "down", "code": 2}}))  # and then nothing answers
+            return 0, {}
+        return None
+
+    graph.rules.append(publish_then_go_dark)
+    (res,) = publish_live(out, _cfg(graph, ig_user_id=USER, retries=1), only=["03-cccccc"], log=lambda s: None)
+    assert res.status == "failed" and len(graph.published) == 1
+    assert _ledger(out)["accounts"][USER]["posts"]["03-cccccc"]["publish_requested_at"]
+    # the editor changes the caption, Instagram answers again: photopoet asks before making anything new
+    (out / "posts" / "03-cccccc" / "caption.txt").write_text("A better caption.\n", encoding="utf-8")
+    graph.rules.clear()
+    before = len(graph.requests)
+    (res,) = publish_live(out, _cfg(graph, ig_user_id=USER), only=["03-cccccc"], log=lambda s: None)
+    assert res.status == "published" and "answer was lost" in res.message
+    assert len(graph.published) == 1
+    assert not [r for r in graph.requests[before:] if r["method"] == "POST"]

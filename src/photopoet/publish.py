@@ -54,6 +54,10 @@ TRANSIENT_SUBCODES = {2207001, 2207003, 2207032}  # server error, download timeo
 EXPIRED_SUBCODE = 2207020  # "The media you are trying to access has expired": make a new container
 
 
+class _AlreadyPublished(Exception):
+    """A container of this post says PUBLISHED: the post is out."""
+
+
 class PublishError(RuntimeError):
     """Publishing cannot start or must stop (no token, bad token, limit reached); the message says why."""
 
@@ -539,7 +543,14 @@ class Publisher:
         else a new one (recorded in the ledger before it is waited on)."""
         rec = entry["containers"].get(key)
         if rec and all(rec.get(k) == v for k, v in match.items()) and self._fresh(rec):
-            status = self._wait_finished(rec["id"])
+            try:
+                status = self._wait_finished(rec["id"])
+            except GraphError as e:
+                if e.is_auth or e.is_limit:
+                    raise
+                status = f"unreadable ({e})"
+            if status == "PUBLISHED":  # this post went out already: never make it again
+                raise _AlreadyPublished(rec["id"])
             if status == "FINISHED":
                 self.log(f"  {label}: reusing container {rec['id']}")
                 return rec["id"]
@@ -560,6 +571,27 @@ class Publisher:
         posts = self.ledger.posts(self.account)
         entry = posts.setdefault(post.id, {"status": "in_progress", "containers": {}})
         entry.setdefault("containers", {})
+
+        # a publish was sent before and its answer was lost: did it go out? Asked before anything else (even if
+        # the caption changed since); when Instagram cannot say, the post is left alone rather than risk a double
+        if entry.get("publish_requested_at"):
+            for key in ("carousel", "image"):
+                rec = entry["containers"].get(key)
+                if not rec:
+                    continue
+                try:
+                    status = self._status(rec["id"])
+                except GraphError as e:
+                    if e.is_auth:
+                        raise
+                    raise GraphError(
+                        f"an earlier run asked to publish container {rec['id']} and got no answer; its status "
+                        f"cannot be read now ({e}), so it is not published again. Run again later.",
+                        status=e.status,
+                    ) from None
+                if status == "PUBLISHED":
+                    return self._done(entry, post, None, "published by an earlier run whose answer was lost")
+
         if entry.get("fingerprint") not in (None, post.fingerprint):
             # photos or caption changed since the containers were made: the carousel container must be made again
             entry["containers"].pop("carousel", None)
@@ -570,17 +602,12 @@ class Publisher:
         entry.pop("error", None)
         self.ledger.save()
 
-        # a publish was sent before but its answer was lost: did it go out?
-        for key in ("carousel", "image"):
-            rec = entry["containers"].get(key)
-            if entry.get("publish_requested_at") and rec:
-                try:
-                    if self._status(rec["id"]) == "PUBLISHED":
-                        return self._done(entry, post, None, "published by an earlier run whose answer was lost")
-                except GraphError as e:
-                    if e.is_auth:
-                        raise
+        try:
+            return self._make_and_publish(post, entry)
+        except _AlreadyPublished:
+            return self._done(entry, post, None, "published by an earlier run")
 
+    def _make_and_publish(self, post: PlannedPost, entry: dict) -> PostResult:
         if post.kind == "image":
             cid = self._container(
                 entry,
