@@ -495,3 +495,23 @@ def test_lost_publish_then_edited_caption_is_still_not_posted_twice(out, graph, 
     assert res.status == "published" and "answer was lost" in res.message
     assert len(graph.published) == 1
     assert not [r for r in graph.requests[before:] if r["method"] == "POST"]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("publish:\n  base_url: ftp://club.example.org/\n", r"c\.yaml: publish\.base_url: .*must be an http\(s\) URL"),
+        ("publish:\n  api_version: '21'\n", r"publish\.api_version: String should match pattern"),
+        ("publish:\n  token_env: 'MY TOKEN'\n", r"publish\.token_env"),
+        ("render:\n  pad_color: white\n", r"render\.pad_color: .*must be a colour like #ffffff"),
+        ("render:\n  fit_aspect: stretch\n", r"render\.fit_aspect"),
+    ],
+)
+def test_publish_and_render_settings_are_validated(tmp_path, yaml_text, message):
+    from photopoet.config import ConfigError
+
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml_text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_config(f)
+    assert load_config(None, {"publish": {"base_url": "https://x.org/a"}}).publish.base_url == "https://x.org/a/"
