@@ -116,9 +116,10 @@ def test_post_folders(first_run):
     for post in res.posts:
         d = res.out / "posts" / post.id
         jpgs = sorted(p.name for p in d.glob("*.jpg"))
-        assert jpgs == [f"{i:02d}.jpg" for i in range(1, len(post.photos) + 1)]
+        assert jpgs == sorted([f"{i:02d}.jpg" for i in range(1, len(post.photos) + 1)] + ["montage.jpg"])
         meta = json.loads((d / "post.json").read_text(encoding="utf-8"))
         assert meta["photos"] == post.photos
+        assert meta["instagram"]["ok"] is True and meta["instagram"]["kind"] in ("image", "carousel")
         caption = (d / "caption.txt").read_text(encoding="utf-8")
         assert caption.startswith(post.caption) and post.hashtags[0] in caption
         with Image.open(d / "01.jpg") as im:

@@ -283,6 +283,65 @@ class RenderConfig(_Section):
     report_thumb_size: int = Field(360, ge=64, le=2048)
     export_size: int = Field(1080, ge=320, le=4096, description="longest side of exported post photos")
     jpeg_quality: int = Field(90, ge=50, le=100)
+    fit_aspect: Literal["pad", "crop", "none"] = Field(
+        "pad",
+        description="photos narrower than 4:5 or wider than 1.91:1 (Instagram refuses them): pad, crop or leave",
+    )
+    pad_color: str = Field("#ffffff", description="colour of the padding added by fit_aspect: pad (#rrggbb)")
+    montage_tile: int = Field(360, ge=64, le=1024, description="side of one square tile of the montage, px")
+    montage_max_tiles: int = Field(
+        9, ge=1, le=25, description="tiles in a montage; a longer post shows '+N' on the last tile"
+    )
+    montage_gap: int = Field(6, ge=0, le=64, description="space between montage tiles, px")
+
+    @field_validator("pad_color")
+    @classmethod
+    def _hex_color(cls, v: str) -> str:
+        s = v.strip()
+        if len(s) != 7 or s[0] != "#" or any(c not in "0123456789abcdefABCDEF" for c in s[1:]):
+            raise ValueError(f"must be a colour like #ffffff, got {v!r}")
+        return s.lower()
+
+
+class PublishConfig(_Section):
+    """Instagram publishing (`photopoet publish`): dry-run unless --live. See README, "Publishing"."""
+
+    base_url: str | None = Field(
+        None, description="public URL of the output folder: posts/<id>/01.jpg is fetched at base_url + that path"
+    )
+    graph_url: str = Field(
+        "https://graph.instagram.com",
+        description="Graph API host: graph.instagram.com (Instagram Login) or graph.facebook.com (Facebook Login)",
+    )
+    api_version: str = Field("v21.0", pattern=r"^v\d+\.\d+$", description="Graph API version, e.g. v21.0")
+    ig_user_id: str | None = Field(
+        None, description="the Instagram professional account's id; null: asked from the API (GET /me)"
+    )
+    token_env: str = Field(
+        "PHOTOPOET_IG_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="environment variable with the token"
+    )
+    daily_limit: int = Field(
+        100, ge=1, le=1000, description="posts per 24 hours (Instagram's documented limit; the API's own count wins)"
+    )
+    retries: int = Field(5, ge=0, le=20, description="retries of a request on 5xx, network errors and throttling")
+    backoff_seconds: float = Field(2.0, ge=0, le=600, description="first retry wait; doubled each time")
+    backoff_max_seconds: float = Field(120.0, ge=0, le=3600, description="longest wait between retries")
+    status_poll_seconds: float = Field(5.0, ge=0, le=600, description="wait between container status checks")
+    status_timeout_seconds: float = Field(300.0, ge=0, le=3600, description="give up on a container after this")
+    timeout_seconds: float = Field(30.0, gt=0, le=600, description="timeout of one HTTP request")
+    container_max_age_hours: float = Field(
+        23.0, gt=0, le=24, description="containers older than this are made again (Instagram expires them at 24 h)"
+    )
+
+    @field_validator("base_url", "graph_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        s = v.strip()
+        if not (s.startswith("https://") or s.startswith("http://")) or len(s) <= len("https://"):
+            raise ValueError(f"must be an http(s) URL, got {v!r}")
+        return s.rstrip("/") + "/"
 
 
 class PoemConfig(_Section):
@@ -322,6 +381,7 @@ class Config(_Section):
     haiku: HaikuConfig = Field(default_factory=HaikuConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)
     poem: PoemConfig = Field(default_factory=PoemConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
