@@ -48,7 +48,8 @@ PAGE_HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # not no-referrer: with it, chromium sends "Origin: null" on the app's own form posts
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 # served files (the user's photos, the outputs) run no script in the app's origin
@@ -227,6 +228,10 @@ def create_app(settings: Settings) -> FastAPI:
         return await call_next(request)
 
     # -- pages ---------------------------------------------------------------------------------------------------
+
+    @app.get("/favicon.ico")
+    async def favicon() -> Response:
+        return Response(status_code=204)
 
     @app.get("/", response_class=HTMLResponse)
     async def home(request: Request) -> Response:

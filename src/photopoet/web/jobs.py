@@ -63,7 +63,8 @@ def live_bars() -> list[dict[str, Any]]:
     """The progress bars drawn right now: ``[{"desc", "n", "total"}]``."""
     out = []
     try:
-        bars = list(tqdm._instances)  # tqdm's own registry of live bars
+        with tqdm.get_lock():  # the registry changes as bars open and close in the job's thread
+            bars = list(tqdm._instances)  # tqdm's own registry of live bars
     except Exception:  # pragma: no cover - a tqdm without the registry: stages only
         return out
     for b in bars:

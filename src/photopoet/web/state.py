@@ -126,6 +126,14 @@ class ReviewStore:
         self.path = self.out / "review.json"
         self._lock = threading.RLock()
         self._doc: dict[str, Any] | None = None
+        self._stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the file `_doc` was read from
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
 
     # -- reading and writing ---------------------------------------------------------------------------
 
@@ -135,9 +143,11 @@ class ReviewStore:
     def load(self) -> dict[str, Any] | None:
         """The review, or None when there is none yet. A damaged file is reported, never overwritten."""
         with self._lock:
-            if self._doc is not None:
+            stamp = self._file_stamp()
+            if self._doc is not None and stamp == self._stamp:
                 return self._doc
-            if not self.path.is_file():
+            self._doc = None  # changed on disk (or gone) since it was read: read it again
+            if stamp is None:
                 return None
             try:
                 doc = json.loads(self.path.read_text(encoding="utf-8"))
@@ -152,14 +162,14 @@ class ReviewStore:
                     f"{self.path}: review version {doc.get('version')} is not supported by this photopoet "
                     f"(it reads version {REVIEW_VERSION})"
                 )
-            self._doc = doc
+            self._doc, self._stamp = doc, stamp
             return doc
 
     def _save(self, doc: dict[str, Any]) -> None:
         doc["revision"] = int(doc.get("revision", 0)) + 1
         doc["updated_at"] = _now()
         atomic_write_json(self.path, doc)
-        self._doc = doc
+        self._doc, self._stamp = doc, self._file_stamp()
 
     def start(self, doc: dict[str, Any]) -> None:
         """Replace the review with a fresh one; an existing review is archived first."""
@@ -189,7 +199,7 @@ class ReviewStore:
         with self._lock:
             target = self.archive()
             self.path.unlink(missing_ok=True)
-            self._doc = None
+            self._doc, self._stamp = None, None
             return target
 
     def change(self, fn: Callable[[dict[str, Any]], Any]) -> Any:
