@@ -347,6 +347,8 @@ def _shoot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for label, width, height in (("phone", 390, 844), ("laptop", 1280, 900)):
         page.set_viewport_size({"width": width, "height": height})
+        if label == "laptop":
+            page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=label == "laptop")
 
 

@@ -15,6 +15,7 @@ import hmac
 import io
 import logging
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     env.filters["basename"] = lambda p: Path(str(p)).name
     flashes: OrderedDict[str, tuple[str, str]] = OrderedDict()
     thumbs: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+    thumbs_lock = threading.Lock()
 
     app = FastAPI(title="photopoet review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = s
@@ -177,7 +179,8 @@ def create_app(settings: Settings) -> FastAPI:
                 raise JobFailed(str(e)) from None
             doc = st.review_from_posts_json(s.out, photos_dir, event, plots=res.plots)
             store.start(doc)
-            thumbs.clear()
+            with thumbs_lock:
+                thumbs.clear()
 
         try:
             jobs.start(Job("run", f"Running photopoet on {photos_dir.name}"), work)
@@ -511,8 +514,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     # -- files ---------------------------------------------------------------------------------------------------
 
+    # the file routes are plain functions: FastAPI runs them in worker threads, so image work never blocks the loop
     @app.get("/thumb/{sha}.jpg")
-    async def thumb(sha: str) -> Response:
+    def thumb(sha: str) -> Response:
         doc = review_doc()
         size = s.cfg.serve.thumb_size
         if doc is None:
@@ -522,16 +526,18 @@ def create_app(settings: Settings) -> FastAPI:
         if not allowed:
             raise StarletteHTTPException(404)
         key = (sha, size)
-        data = thumbs.get(key)
+        with thumbs_lock:
+            data = thumbs.get(key)
         if data is None:
             data = make_thumb(s.cfg, sha, Path(allowed[0]), size)
-            thumbs[key] = data
-            while len(thumbs) > 4000:
-                thumbs.popitem(last=False)
+            with thumbs_lock:
+                thumbs[key] = data
+                while len(thumbs) > 4000:
+                    thumbs.popitem(last=False)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/files/photos/{rel:path}")
-    async def photo_file(rel: str) -> Response:
+    def photo_file(rel: str) -> Response:
         try:
             target = safe_path(s.photo_root, rel)
         except UnsafePath as e:
@@ -541,7 +547,7 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(target, headers=FILE_HEADERS)
 
     @app.get("/files/out/{rel:path}")
-    async def out_file(rel: str) -> Response:
+    def out_file(rel: str) -> Response:
         try:
             target = safe_path(s.out, rel)
         except UnsafePath as e:
