@@ -74,7 +74,7 @@ def _settings(base: dict, tmp_path: Path, copy: bool = True, **kw) -> Settings:
 def client(base, tmp_path):
     s = _settings(base, tmp_path)
     app = create_app(s)
-    c = TestClient(app, raise_server_exceptions=False)
+    c = TestClient(app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
     c.post("/review/adopt", data={"csrf": s.csrf})
     c.settings, c.app_ = s, app
     return c
@@ -162,6 +162,9 @@ def test_state_changes_need_the_pages_token_and_this_origin(client):
     r = client.post("/edit", data={**data, "csrf": client.settings.csrf}, headers={"Origin": "http://evil.example"})
     assert r.status_code == 403
     assert client.get("/edit").status_code == 405  # state never changes on GET
+    r = client.post("/edit", data={**data, "csrf": client.settings.csrf}, headers={"Host": "rebound.example:8000"})
+    assert r.status_code == 403 and "only on this machine" in _message(r.text)  # DNS rebinding
+    assert client.get("/review", headers={"Host": "rebound.example:8000"}).status_code == 403
     assert _doc(client)["revision"] == doc["revision"]
     r = client.post("/edit", data={**data, "csrf": client.settings.csrf}, follow_redirects=False)
     assert r.status_code == 303 and _doc(client)["posts"][0]["excluded"] == [post["photos"][0]]
@@ -182,7 +185,7 @@ def test_uploads_keep_photos_refuse_the_rest_and_run(base, tmp_path):
     cfg = load_config(base["config"], {"serve": {"max_upload_mb": 0.2, "max_upload_total_mb": 1}})
     s = _settings(base, tmp_path, copy=False, cfg=cfg)
     app = create_app(s)
-    c = TestClient(app, raise_server_exceptions=False)
+    c = TestClient(app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
     buf = io.BytesIO()
     Image.open(base["photos"] / "cafe" / "cat.jpg").resize((200, 150)).save(buf, "PNG")
     big = os.urandom(300_000)

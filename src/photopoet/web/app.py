@@ -37,7 +37,15 @@ from photopoet.records import Excluded
 from photopoet.web import state as st
 from photopoet.web.jobs import STAGE_NAMES, STAGES, Job, JobFailed, JobRunner
 from photopoet.web.regen import Regenerator
-from photopoet.web.safety import UPLOAD_FORMATS, UnsafePath, check_upload, clean_filename, safe_path, within
+from photopoet.web.safety import (
+    UPLOAD_FORMATS,
+    UnsafePath,
+    check_upload,
+    clean_filename,
+    is_loopback,
+    safe_path,
+    within,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -218,8 +226,16 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"error": msg}, status_code=500)
         return page("error.html", request, status=500, message=msg)
 
+    loopback_names = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
     @app.middleware("http")
     async def _same_origin_posts(request: Request, call_next):
+        # bound to loopback, only loopback names are answered: a site that points its own name at 127.0.0.1
+        # (DNS rebinding) gets nothing, so it cannot read a page (and its token) as if it were this app
+        if is_loopback(s.host):
+            name = urlsplit("//" + request.headers.get("host", "")).hostname or ""
+            if name not in loopback_names and f"[{name}]" not in loopback_names:
+                return page("error.html", request, status=403, message="This app answers only on this machine.")
         # a page of another site may post a form here; browsers name it in Origin
         if request.method not in ("GET", "HEAD"):
             origin = request.headers.get("origin")
