@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-dedupe bench-write clean
+.PHONY: install demo test lint browser bench bench-dedupe bench-write clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-test: lint
+# the browser tests (tests/test_web.py) drive Debian's chromium through Playwright; installed once (CI runs as root)
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
+
+test: lint browser
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

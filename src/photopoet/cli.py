@@ -12,6 +12,7 @@ from photopoet.cli_common import load as _load
 from photopoet.cli_eval import eval_app
 from photopoet.cli_poem import register as register_poem_commands
 from photopoet.cli_publish import register as register_publish
+from photopoet.cli_serve import register as register_serve
 from photopoet.cli_write import register as register_write
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.add_typer(eval_app, name="eval")
 register_write(app)  # caption, haiku
 register_poem_commands(app)  # poem, poem-search, corpus
 register_publish(app)  # publish
+register_serve(app)  # serve: the review web UI
 
 ConfigOpt = Annotated[
     Path | None,

@@ -370,6 +370,24 @@ class PoemConfig(_Section):
     max_new_tokens: int = Field(32, ge=8, le=256, description="tokens a generated line may take")
 
 
+class ServeConfig(_Section):
+    """`photopoet serve`: the review web UI (uploads, thumbnails)."""
+
+    max_upload_mb: float = Field(50.0, gt=0, le=1024, description="largest photo accepted by upload, MB")
+    max_upload_files: int = Field(500, ge=1, le=10000, description="most photos in one upload")
+    max_upload_total_mb: float = Field(4096.0, gt=0, le=65536, description="largest upload request in all, MB")
+    thumb_size: int = Field(360, ge=64, le=1024, description="longest side of review thumbnails, px")
+
+    @model_validator(mode="after")
+    def _total_holds_one(self) -> ServeConfig:
+        if self.max_upload_total_mb < self.max_upload_mb:
+            raise ValueError(
+                f"max_upload_total_mb ({self.max_upload_total_mb:g}) must be at least max_upload_mb "
+                f"({self.max_upload_mb:g})"
+            )
+        return self
+
+
 class Config(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -382,6 +400,7 @@ class Config(_Section):
     render: RenderConfig = Field(default_factory=RenderConfig)
     poem: PoemConfig = Field(default_factory=PoemConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

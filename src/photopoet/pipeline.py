@@ -7,6 +7,7 @@ folder -> ingest -> [Photo] -> understand -> [Understood] -> cull -> [Understood
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class RunResult:
     reused: int = 0
     embedded: int = 0
     set_aside: int = 0  # photos culled from posts (still listed in posts.json with their verdict)
+    plots: list[dict] = field(default_factory=list)  # the grouping and label plots shown in the report
 
     @property
     def n_files(self) -> int:
@@ -72,33 +74,48 @@ def check_folders(photos: Path, out: Path) -> None:
         raise RunError(f"{out}: exists and is not a folder")
 
 
-def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool = True) -> RunResult:
+def run(
+    photos_dir: Path | str,
+    out: Path | str,
+    cfg: Config,
+    *,
+    progress: bool = True,
+    on_stage: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Every stage on `photos_dir`, outputs to `out`. `on_stage` (optional) is told the name of each stage as it
+    starts (ingest, understand, cull, group, write, render): the web UI shows it as live progress."""
     photos_dir, out = Path(photos_dir), Path(out)
     check_folders(photos_dir, out)
+
+    def stage(name: str) -> float:
+        if on_stage is not None:
+            on_stage(name)
+        return time.perf_counter()
+
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     cache, cache_dir = open_cache(cfg)
     with cache:
-        t = time.perf_counter()
+        t = stage("ingest")
         ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
         timings["ingest"] = time.perf_counter() - t
 
-        t = time.perf_counter()
+        t = stage("understand")
         models = ModelSet(cfg, cache_dir)
         und = understand(ing.photos, cfg, cache, models, progress=progress)
         timings["understand"] = time.perf_counter() - t
 
-        t = time.perf_counter()
+        t = stage("cull")
         culled = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
         photos = culled.photos
         timings["cull"] = time.perf_counter() - t
 
-        t = time.perf_counter()
+        t = stage("group")
         grouping = group_understood(replace(und, photos=photos), cfg.group, rows=culled.kept())
         posts = grouping.posts
         timings["group"] = time.perf_counter() - t
 
-        t = time.perf_counter()
+        t = stage("write")
         event = cfg.caption.event or photos_dir.resolve().name
         by_path = {u.photo.path: u for u in photos}
         vectors = {u.photo.path: und.text_vectors[i] for i, u in enumerate(und.photos)}
@@ -107,7 +124,8 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
         posts = write_poems(posts, und, cfg, cache_dir, models.text_encoder)
         timings["write"] = time.perf_counter() - t
 
-        t = time.perf_counter()
+        t = stage("render")
+        plots = report_plots(grouping.curves, und.label_names, und.label_scores, cfg.understand.threshold)
         write_post_folders(out, posts, by_path, cfg.render, progress=progress)
         atomic_write_json(out / "posts.json", posts_document(photos, posts, ing.excluded))
         render_report(
@@ -120,7 +138,7 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
             cfg.render,
             n_files=len(ing.photos) + len(ing.excluded),
             set_aside=[photos[i] for i in range(len(photos)) if photos[i].photo.path in culled.culled],
-            plots=report_plots(grouping.curves, und.label_names, und.label_scores, cfg.understand.threshold),
+            plots=plots,
         )
         timings["render"] = time.perf_counter() - t
     return RunResult(
@@ -133,4 +151,5 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
         reused=ing.reused,
         embedded=und.computed,
         set_aside=len(culled.culled),
+        plots=plots,
     )
