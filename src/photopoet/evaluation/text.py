@@ -101,6 +101,9 @@ class TextEval:
     refs_without_pred: list[str]
     problems: list[str]
     per_item: dict[str, dict[str, float]]
+    texts: dict[str, str] = field(default_factory=dict)
+    refs: dict[str, list[str]] = field(default_factory=dict)
+    image_text: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +111,7 @@ class TextEval:
             "preds_without_ref": self.preds_without_ref,
             "refs_without_pred": self.refs_without_pred,
             "skipped_lines": self.problems,
+            **({"image_text": self.image_text} if self.image_text is not None else {}),
         }
 
 
@@ -142,4 +146,53 @@ def evaluate_files(pred_path: Path | str, ref_path: Path | str, tokenizer: str =
     _, rl = rouge_l(p_toks, r_toks)
     _, cd = cider(p_toks, r_toks)
     per = {k: {"rougeL": a, "cider": b} for k, a, b in zip(ids, rl, cd, strict=True)}
-    return TextEval(metrics, ids, without_ref, without_pred, problems, per)
+    texts = {k: preds.items[k] for k in ids}
+    return TextEval(metrics, ids, without_ref, without_pred, problems, per, texts, {k: refs.items[k] for k in ids})
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".bmp")
+
+
+def find_images(ids: list[str], folder: Path | str) -> tuple[dict[str, Path], list[str]]:
+    """The photo of each id in ``folder``: the file named exactly the id, else one whose stem is the id (with an
+    image suffix). Returns the found paths and the ids without one."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise TextEvalError(f"{root}: not a folder of photos")
+    by_stem: dict[str, Path] = {}
+    for p in sorted(root.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            by_stem.setdefault(p.stem, p)
+    found, missing = {}, []
+    for k in ids:
+        exact = root / k
+        if "/" not in k and exact.is_file():
+            found[k] = exact
+        elif k in by_stem:
+            found[k] = by_stem[k]
+        else:
+            missing.append(k)
+    return found, missing
+
+
+def score_images(res: TextEval, folder: Path | str, scorer) -> dict[str, Any]:
+    """Image-text scores (see :class:`photopoet.metrics.clipscore.ImageTextScorer`) of the ids whose photo is
+    in ``folder``; unreadable photos and ids without a photo are listed and left out."""
+    from photopoet.metrics.clipscore import load_image
+
+    found, missing = find_images(res.ids, folder)
+    ids, images, unreadable = [], [], []
+    for k, path in found.items():
+        try:
+            images.append(load_image(path))
+            ids.append(k)
+        except ValueError as e:
+            unreadable.append(f"{path}: {e}")
+    if not ids:
+        raise TextEvalError(f"{folder}: no readable photo for any of the {len(res.ids)} ids")
+    out = scorer.score(images, [res.texts[k] for k in ids], [res.refs[k] for k in ids])
+    per = out.pop("per_item")
+    out["per_item"] = {k: {name: vals[i] for name, vals in per.items()} for i, k in enumerate(ids)}
+    out["ids_without_photo"] = missing
+    out["unreadable_photos"] = unreadable
+    return out
