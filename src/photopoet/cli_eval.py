@@ -196,7 +196,7 @@ def text(
         cfg = _load_config(config)
         try:
             scorer = ImageTextScorer(cfg.models, cfg.cache.resolved_dir())
-            res.image_text = score_images(res, images, scorer)
+            res.image_text = score_images(res, images, scorer, progress=not as_json)
         except (TextEvalError, ValueError, OSError) as e:
             _fail(str(e))
         for msg in res.image_text["unreadable_photos"]:

@@ -175,22 +175,36 @@ def find_images(ids: list[str], folder: Path | str) -> tuple[dict[str, Path], li
     return found, missing
 
 
-def score_images(res: TextEval, folder: Path | str, scorer) -> dict[str, Any]:
+def score_images(res: TextEval, folder: Path | str, scorer, *, progress: bool = False) -> dict[str, Any]:
     """Image-text scores (see :class:`photopoet.metrics.clipscore.ImageTextScorer`) of the ids whose photo is
-    in ``folder``; unreadable photos and ids without a photo are listed and left out."""
+    in ``folder``; unreadable photos and ids without a photo are listed and left out. Photos are read and
+    embedded 16 at a time (never all held in memory)."""
+    import numpy as np
+    from tqdm import tqdm
+
     from photopoet.metrics.clipscore import load_image
 
     found, missing = find_images(res.ids, folder)
-    ids, images, unreadable = [], [], []
-    for k, path in found.items():
+    ids, vecs, unreadable = [], [], []
+    batch: list = []
+
+    def flush() -> None:
+        if batch:
+            vecs.append(scorer.image_vectors([im for _, im in batch]))
+            ids.extend(k for k, _ in batch)
+            batch.clear()
+
+    for k, path in tqdm(list(found.items()), desc="photos", unit="photo", disable=not progress):
         try:
-            images.append(load_image(path))
-            ids.append(k)
+            batch.append((k, load_image(path)))
         except ValueError as e:
             unreadable.append(f"{path}: {e}")
+        if len(batch) == 16:
+            flush()
+    flush()
     if not ids:
         raise TextEvalError(f"{folder}: no readable photo for any of the {len(res.ids)} ids")
-    out = scorer.score(images, [res.texts[k] for k in ids], [res.refs[k] for k in ids])
+    out = scorer.score_vectors(np.concatenate(vecs), [res.texts[k] for k in ids], [res.refs[k] for k in ids])
     per = out.pop("per_item")
     out["per_item"] = {k: {name: vals[i] for name, vals in per.items()} for i, k in enumerate(ids)}
     out["ids_without_photo"] = missing

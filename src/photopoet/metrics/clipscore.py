@@ -121,11 +121,18 @@ class ImageTextScorer:
 
         Hub tier: ``clip_score`` (and ``ref_clip_score`` with references). Offline tier: ``agreement`` (the
         plain cosine; and ``ref_similarity``, the best cosine with a reference). Always ``scale`` and ``n``."""
-        if len(images) != len(candidates) or (refs is not None and len(refs) != len(candidates)):
+        if len(images) != len(candidates):
+            raise ValueError("images, candidates and references must pair up one to one")
+        return self.score_vectors(self.image_vectors(images), candidates, refs)
+
+    def score_vectors(
+        self, img: np.ndarray, candidates: Sequence[str], refs: Sequence[Sequence[str]] | None = None
+    ) -> dict[str, Any]:
+        """:meth:`score` from image vectors already made by :meth:`image_vectors`."""
+        if len(img) != len(candidates) or (refs is not None and len(refs) != len(candidates)):
             raise ValueError("images, candidates and references must pair up one to one")
         if not candidates:
             raise ValueError("nothing to score")
-        img = self.image_vectors(images)
         if self.is_clip:
             cand = self.text_encoder.encode(prefixed(candidates), kind="query")
             per = clip_s(img, cand)
