@@ -264,3 +264,16 @@ def test_eval_text_with_ptb_matches_pycocoevalcap_pipeline(tmp_path: Path) -> No
     assert [out[f"bleu{k}"] for k in range(1, 5)] == pytest.approx(b, abs=1e-6)
     assert out["rougeL"] == pytest.approx(Rouge().compute_score(gts, rs)[0], abs=1e-6)
     assert out["cider"] == pytest.approx(Cider().compute_score(gts, rs)[0], abs=1e-6)
+
+
+def test_score_texts_tokenises_predictions_and_references_together() -> None:
+    preds = ["A cat, on a mat.", "Two dogs!"]
+    refs = [["a cat sits on the mat", "a cat"], ["two dogs play"]]
+    out = tm.score_texts(preds, refs, tokenizer="none")
+    want = tm.text_metrics([w("A cat, on a mat."), w("Two dogs!")], [[w(r) for r in rs] for rs in refs])
+    assert out["tokenizer"] == "none" and all(out[k] == want[k] for k in ("bleu1", "bleu4", "rougeL", "cider"))
+    if HAS_JAVA:  # PTB lower-cases and drops the punctuation: "a cat on a mat" is then a subsequence of ref 1
+        ptb = tm.score_texts(preds, refs, tokenizer="ptb")
+        assert ptb["rougeL"] > out["rougeL"] and ptb["n"] == 2
+    with pytest.raises(ValueError, match="2 predictions but 1"):
+        tm.score_texts(preds, refs[:1], tokenizer="none")
