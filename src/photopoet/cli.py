@@ -9,6 +9,7 @@ import typer
 
 from photopoet.cli_common import fail as _fail
 from photopoet.cli_common import load as _load
+from photopoet.cli_data import data_app
 from photopoet.cli_eval import eval_app
 from photopoet.cli_poem import register as register_poem_commands
 from photopoet.cli_publish import register as register_publish
@@ -24,6 +25,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
+app.add_typer(data_app, name="data")
 register_write(app)  # caption, haiku
 register_poem_commands(app)  # poem, poem-search, corpus
 register_publish(app)  # publish

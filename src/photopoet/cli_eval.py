@@ -134,3 +134,99 @@ def grouping(
     for name, m in (("photopoet", res.ours), ("baseline k-means", res.baseline)):
         cells = [name, f"{m['n_groups']:.0f}"] + [f"{m[k]:.3f}" for k in ("ari", "nmi", "purity", "silhouette")]
         typer.echo("| " + " | ".join(cells) + " |")
+
+
+@eval_app.command("text")
+def text(
+    pred: Annotated[Path, typer.Option("--pred", "-p", help='Predictions, JSON lines: {"id": ..., "text": "..."}.')],
+    ref: Annotated[
+        Path, typer.Option("--ref", "-r", help='References, JSON lines: {"id": ..., "refs": ["...", ...]}.')
+    ],
+    tokenizer: Annotated[
+        str,
+        typer.Option(
+            "--tokenizer",
+            "-t",
+            help="ptb: Stanford PTBTokenizer as pycocoevalcap runs it (needs Java and the jar pycocoevalcap "
+            "ships); none: split on whitespace, case and punctuation kept.",
+        ),
+    ] = "ptb",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    per_item: Annotated[
+        Path | None,
+        typer.Option("--per-item", help='Also write each id\'s ROUGE-L and CIDEr as JSON lines {"id", ...} here.'),
+    ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images",
+            help="Folder with a photo per id (file name or stem = id): adds CLIPScore and RefCLIPScore "
+            "(Hessel et al. 2021, w=2.5) on the hub tier (a CLIP model), the ConSE agreement offline.",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML settings file (models.* picks the image-text model)."),
+    ] = None,
+) -> None:
+    """Score captions against references: BLEU-1..4, ROUGE-L, CIDEr (CIDEr-D), the numbers pycocoevalcap gives.
+
+    BLEU is corpus-level (closest reference length), ROUGE-L is the mean sentence F (beta 1.2), CIDEr takes
+    its document frequencies from the references given here (so score whole sets, not one caption at a time).
+    Lines that cannot be read are reported as FILE:LINE and skipped; ids found in only one file are listed
+    and left out.
+    """
+    from photopoet.evaluation.text import TextEvalError, evaluate_files
+    from photopoet.fsutil import atomic_write_text
+    from photopoet.metrics.text import TOKENIZERS, TokenizerError
+
+    if tokenizer not in TOKENIZERS:
+        _fail(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}")
+    try:
+        res = evaluate_files(pred, ref, tokenizer)
+    except (TextEvalError, TokenizerError) as e:
+        _fail(str(e))
+    for msg in res.problems:
+        typer.echo(f"skipped {msg}", err=True)
+    if images is not None:
+        from photopoet.cli_common import load as _load_config
+        from photopoet.evaluation.text import score_images
+        from photopoet.metrics.clipscore import ImageTextScorer
+
+        cfg = _load_config(config)
+        try:
+            scorer = ImageTextScorer(cfg.models, cfg.cache.resolved_dir())
+            res.image_text = score_images(res, images, scorer, progress=not as_json)
+        except (TextEvalError, ValueError, OSError) as e:
+            _fail(str(e))
+        for msg in res.image_text["unreadable_photos"]:
+            typer.echo(f"skipped {msg}", err=True)
+        if res.image_text["ids_without_photo"]:
+            typer.echo(f"{len(res.image_text['ids_without_photo'])} ids have no photo in {images}", err=True)
+    for key, what in (
+        (res.preds_without_ref, "with a prediction but no reference"),
+        (res.refs_without_pred, "with references but no prediction"),
+    ):
+        if key:
+            more = f" (and {len(key) - 5} more)" if len(key) > 5 else ""
+            typer.echo(f"{len(key)} ids {what}, left out: {', '.join(key[:5])}{more}", err=True)
+    if per_item is not None:
+        img = (res.image_text or {}).get("per_item", {})
+        lines = [json.dumps({"id": k, **v, **img.get(k, {})}, ensure_ascii=False) for k, v in res.per_item.items()]
+        atomic_write_text(per_item, "\n".join(lines) + "\n")
+    if as_json:
+        out = res.to_json()
+        if res.image_text is not None:
+            out["image_text"] = {k: v for k, v in res.image_text.items() if k != "per_item"}
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    m = res.metrics
+    keys = ["bleu1", "bleu2", "bleu3", "bleu4", "rougeL", "cider"]
+    typer.echo("| " + " | ".join(["items", *keys]) + " |")
+    typer.echo("|" + "---|" * (len(keys) + 1))
+    typer.echo("| " + " | ".join([str(m["n"]), *(f"{m[k]:.4f}" for k in keys)]) + " |")
+    typer.echo(f"tokenizer: {m['tokenizer']}")
+    if res.image_text is not None:
+        it = res.image_text
+        names = [k for k in ("clip_score", "ref_clip_score", "agreement", "ref_similarity") if k in it]
+        typer.echo(", ".join(f"{k} {it[k]:.4f}" for k in names) + f" on {it['n']} photos ({it['scale']})")

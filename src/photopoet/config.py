@@ -388,6 +388,28 @@ class ServeConfig(_Section):
         return self
 
 
+class TripletsConfig(_Section):
+    """`photopoet data triplets`: groups of three similar photos and one merged description of their captions."""
+
+    neighbours: int = Field(10, ge=2, le=100, description="nearest photos (image features) looked at per photo")
+    min_similarity: float = Field(
+        0.5, ge=-1, le=1, description="every two photos of a triplet at least this close (cosine of image features)"
+    )
+    max_similarity: float = Field(
+        0.95, ge=-1, le=1, description="two photos closer than this are near-duplicates, never in one triplet"
+    )
+    caption_chars: int = Field(240, ge=20, le=4000, description="each caption cut to this (at a word) in the prompt")
+    max_new_tokens: int = Field(40, ge=8, le=256, description="length limit of the merged description")
+
+    @model_validator(mode="after")
+    def _order(self) -> TripletsConfig:
+        if self.min_similarity >= self.max_similarity:
+            raise ValueError(
+                f"min_similarity ({self.min_similarity}) must be below max_similarity ({self.max_similarity})"
+            )
+        return self
+
+
 class Config(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -401,6 +423,7 @@ class Config(_Section):
     poem: PoemConfig = Field(default_factory=PoemConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    triplets: TripletsConfig = Field(default_factory=TripletsConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
