@@ -134,3 +134,64 @@ def grouping(
     for name, m in (("photopoet", res.ours), ("baseline k-means", res.baseline)):
         cells = [name, f"{m['n_groups']:.0f}"] + [f"{m[k]:.3f}" for k in ("ari", "nmi", "purity", "silhouette")]
         typer.echo("| " + " | ".join(cells) + " |")
+
+
+@eval_app.command("text")
+def text(
+    pred: Annotated[Path, typer.Option("--pred", "-p", help='Predictions, JSON lines: {"id": ..., "text": "..."}.')],
+    ref: Annotated[
+        Path, typer.Option("--ref", "-r", help='References, JSON lines: {"id": ..., "refs": ["...", ...]}.')
+    ],
+    tokenizer: Annotated[
+        str,
+        typer.Option(
+            "--tokenizer",
+            "-t",
+            help="ptb: Stanford PTBTokenizer as pycocoevalcap runs it (needs Java and the jar pycocoevalcap "
+            "ships); none: split on whitespace, case and punctuation kept.",
+        ),
+    ] = "ptb",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    per_item: Annotated[
+        Path | None,
+        typer.Option("--per-item", help='Also write each id\'s ROUGE-L and CIDEr as JSON lines {"id", ...} here.'),
+    ] = None,
+) -> None:
+    """Score captions against references: BLEU-1..4, ROUGE-L, CIDEr (CIDEr-D), the numbers pycocoevalcap gives.
+
+    BLEU is corpus-level (closest reference length), ROUGE-L is the mean sentence F (beta 1.2), CIDEr takes
+    its document frequencies from the references given here (so score whole sets, not one caption at a time).
+    Lines that cannot be read are reported as FILE:LINE and skipped; ids found in only one file are listed
+    and left out.
+    """
+    from photopoet.evaluation.text import TextEvalError, evaluate_files
+    from photopoet.fsutil import atomic_write_text
+    from photopoet.metrics.text import TOKENIZERS, TokenizerError
+
+    if tokenizer not in TOKENIZERS:
+        _fail(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}")
+    try:
+        res = evaluate_files(pred, ref, tokenizer)
+    except (TextEvalError, TokenizerError) as e:
+        _fail(str(e))
+    for msg in res.problems:
+        typer.echo(f"skipped {msg}", err=True)
+    for key, what in (
+        (res.preds_without_ref, "with a prediction but no reference"),
+        (res.refs_without_pred, "with references but no prediction"),
+    ):
+        if key:
+            more = f" (and {len(key) - 5} more)" if len(key) > 5 else ""
+            typer.echo(f"{len(key)} ids {what}, left out: {', '.join(key[:5])}{more}", err=True)
+    if per_item is not None:
+        lines = [json.dumps({"id": k, **v}, ensure_ascii=False) for k, v in res.per_item.items()]
+        atomic_write_text(per_item, "\n".join(lines) + "\n")
+    if as_json:
+        typer.echo(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
+        return
+    m = res.metrics
+    keys = ["bleu1", "bleu2", "bleu3", "bleu4", "rougeL", "cider"]
+    typer.echo("| " + " | ".join(["items", *keys]) + " |")
+    typer.echo("|" + "---|" * (len(keys) + 1))
+    typer.echo("| " + " | ".join([str(m["n"]), *(f"{m[k]:.4f}" for k in keys)]) + " |")
+    typer.echo(f"tokenizer: {m['tokenizer']}")
