@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -46,7 +47,6 @@ from photopoet.models.adapter import ADAPTER_META
 from photopoet.stages.write.caption import CaptionInput, agreement, caption_prompt
 from photopoet.stages.write.clean import clean_caption
 from photopoet.stages.write.style import StyleBank, StyleExample
-from photopoet.train._text_scores import text_scores
 from photopoet.train.style_data import CleaningReport, PostRecord, load_posts, split_posts
 
 logger = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ def evaluate(
             model, tok, [e.prompt for e in examples[i : i + gb]], tc.eval_max_new_tokens, gb, device
         )
     gens = [clean_caption(r, max_chars=cc.max_chars, min_chars=cc.min_chars) for r in raw]
-    scores = text_scores(gens, [[e.post.reference] for e in examples])
+    scores = caption_scores(gens, [e.post.reference for e in examples])
     agree = []
     samples = []
     for e, g, r in zip(examples, gens, raw, strict=True):
@@ -281,6 +281,25 @@ def evaluate(
         "empty": sum(1 for g in gens if not g),
     }
     return metrics, samples
+
+
+def caption_scores(preds: Sequence[str], refs: Sequence[str]) -> dict[str, Any]:
+    """BLEU-1/2/4 and ROUGE-L (0-1) from :mod:`photopoet.metrics.text` (pycocoevalcap's definitions). Tokens:
+    pycocoevalcap's PTB tokenizer where Java and its jar are there, else lower-cased runs of letters and digits
+    (punctuation dropped, as the PTB route drops it); ``tokenizer`` in the result says which."""
+    from photopoet.metrics import text as tm
+
+    try:
+        if shutil.which("java") is None or tm.find_ptb_jar() is None:
+            raise tm.TokenizerError("no Java or no PTB jar")
+        toks = tm.ptb_tokenize(list(preds) + list(refs))
+        name = "ptb"
+    except tm.TokenizerError:
+        toks = [re.findall(r"\w+", t.lower()) for t in [*preds, *refs]]
+        name = "words"
+    n = len(preds)
+    m = tm.text_metrics(toks[:n], [[r] for r in toks[n:]])
+    return {k: float(m[k]) for k in ("bleu1", "bleu2", "bleu4", "rougeL")} | {"tokenizer": name}
 
 
 # ------------------------------------------------------------------------------------------ saving, state
@@ -608,8 +627,10 @@ def train_style(
     )
 
 
-def _r(v: float) -> float:
-    return v if isinstance(v, int) or (isinstance(v, float) and math.isnan(v)) else round(float(v), 6)
+def _r(v: Any) -> Any:
+    if isinstance(v, float):
+        return None if math.isnan(v) else round(v, 6)  # JSON has no NaN
+    return v
 
 
 def _save_adapter(model, d: Path, generator_name: str, prompt_examples: int, state: dict) -> None:
