@@ -11,7 +11,8 @@ positive rate minus false positive rate, highest). A generated caption below it 
 than a caption of another post typically does.
 
 Metrics: ROUGE-L F1 (``rouge-score``, its default tokeniser: lower case, runs of letters and digits, Porter
-stemmer on) and corpus BLEU (``sacrebleu``, tokeniser 13a, lower-cased) against the club's caption with
+stemmer on), corpus BLEU (``sacrebleu``, tokeniser 13a, lower-cased, 0-100), and BLEU-4 and CIDEr-D from
+``photopoet.metrics.text`` (pycocoevalcap's definitions on its PTB tokens; needs Java) against the club's caption with
 @handles, URLs and hashtags removed (:func:`clean_caption`, no length cut); the swipe hint is not scored.
 Generation: one call per post for "generative"; "hybrid" reuses the same continuations (memoised), so the two
 differ only by the threshold. Seconds per caption are wall-clock on this machine, model load excluded.
@@ -69,14 +70,11 @@ class MemoGenerator:
         return self.memo[key]
 
 
-def coco_scores():
-    """BLEU-4 and CIDEr as photopoet.metrics computes them (pycocoevalcap's definitions), when it is there."""
-    try:
-        from photopoet.metrics import text as text_metrics  # issue 7 item 1
-    except ImportError:
-        return None
-    fn = getattr(text_metrics, "text_scores", None)
-    return fn
+def coco_scores(hyps: list[str], refs: list[str]) -> dict:
+    """BLEU-4 and CIDEr(-D) from photopoet.metrics.text on pycocoevalcap's PTB tokens (needs Java)."""
+    from photopoet.metrics.text import score_texts
+
+    return score_texts(hyps, [[r] for r in refs], tokenizer="ptb")
 
 
 def youden_threshold(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float, float]:
@@ -187,10 +185,8 @@ def main() -> None:
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     bleu = BLEU(tokenize="13a", lowercase=True)
     print(f"\nCaptions on the test split ({len(test)} posts, references: the club's captions):\n")
-    coco = coco_scores()
-    head = "| mode | ROUGE-L F1 | BLEU |" + (" BLEU-4 | CIDEr |" if coco else "")
-    print(head + " mean agreement | generated share | mean chars |")
-    print("|---" * (head.count("|") + 2) + "|")
+    print("| mode | ROUGE-L F1 | BLEU | BLEU-4 (coco) | CIDEr | mean agreement | generated share | mean chars |")
+    print("|---|---|---|---|---|---|---|---|")
     for mode, o in outs.items():
         hyps = [t for t, _, _ in o]
         rl = np.mean([scorer.score(ref, h)["rougeL"].fmeasure for ref, h in zip(refs, hyps, strict=True)])
@@ -198,11 +194,11 @@ def main() -> None:
         sc = np.mean([s for _, _, s in o if s is not None])
         gshare = np.mean([m.endswith("generative") for _, m, _ in o])
         chars = np.mean([len(t) for t in hyps])
-        extra = ""
-        if coco:
-            c = coco(hyps, [[x] for x in refs])
-            extra = f" {c['bleu4']:.4f} | {c['cider']:.4f} |"
-        print(f"| {mode} | {rl:.4f} | {b:.2f} |{extra} {sc:.4f} | {gshare:.0%} | {chars:.0f} |")
+        c = coco_scores(hyps, refs)
+        print(
+            f"| {mode} | {rl:.4f} | {b:.2f} | {c['bleu4']:.4f} | {c['cider']:.4f} | {sc:.4f} | {gshare:.0%} | "
+            f"{chars:.0f} |"
+        )
     for name, g in (("base", gen), ("adapter", agen)):
         if g is None:
             continue
