@@ -154,6 +154,9 @@ def test_cleaning_removes_handles_urls_hashtags_credits_and_trailing_dots() -> N
     assert removed["hashtags"] == ["#sikkim", "#travel"]
     assert removed["urls"] == ["www.club.in"]
     assert removed["credits"] and removed["trailing_dots"]
+    assert clean_for_training("A night of rhythm, captured live on 12th April. Event credit @x")[0] == (
+        "A night of rhythm, captured live on 12th April."
+    )
     long = "One sentence here. " * 30
     cut, removed = clean_for_training(long, max_chars=100)
     assert len(cut) <= 100 and cut.endswith("here.") and removed["cut"]

@@ -27,7 +27,8 @@ from pathlib import Path
 from photopoet.stages.write.clean import _HANDLE, _HASHTAG, _URL, truncate
 
 _CREDIT = re.compile(
-    r"(?:\b(?:photo\s*)?credits?|\b(?:captured|clicked|shot|edited|photographed|written|designed)\s+by|\bpc)"
+    r"(?:\b(?:(?:event|photo|image|picture|video|pic)\s*)?credits?"
+    r"|\b(?:captured|clicked|shot|edited|photographed|written|designed)\s+by|\bpc)"
     r"\s*[:\-\u2013\u2014]*[\s:\-\u2013\u2014,&|]*$",
     re.IGNORECASE,
 )
