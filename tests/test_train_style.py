@@ -250,6 +250,30 @@ def test_resume_after_a_stop_matches_an_uninterrupted_run(tmp_path: Path, tiny_g
     assert [h["step"] for h in res.history] == [h["step"] for h in full.history]
 
 
+def test_ctrl_c_finishes_the_step_saves_last_and_restores_the_handler(
+    tmp_path: Path, tiny_gemma: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    import photopoet.train.style as style
+
+    real, calls = style._batch_loss, []
+
+    def loss_then_ctrl_c(model, *a):
+        calls.append(model.training)
+        if sum(calls) == 2:  # the second training step: Ctrl-C arrives in the middle of it
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(model, *a)
+
+    monkeypatch.setattr(style, "_batch_loss", loss_then_ctrl_c)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt, match="after step 2"):
+        _train(tmp_path, tiny_gemma, tmp_path / "run", _cfg(tmp_path, epochs=2, save_steps=100))
+    assert signal.getsignal(signal.SIGINT) is before
+    assert json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())["step"] == 2
+
+
 def test_other_settings_in_the_same_folder_are_refused(tmp_path: Path, tiny_gemma: Path) -> None:
     out = tmp_path / "run"
     _train(tmp_path, tiny_gemma, out, _cfg(tmp_path, max_steps=1))

@@ -579,36 +579,41 @@ def train_style(
     bar = tqdm(total=total_steps, initial=step, desc="training", unit="step", disable=not progress)
     done_here = 0
     loss_avg = None
-    while step < total_steps and not stopped:
-        epoch = step // steps_per_epoch
-        order = list(range(len(train_ex)))
-        random.Random(tc.seed * 100003 + epoch).shuffle(order)
-        k = step - epoch * steps_per_epoch
-        batch = [train_ex[i] for i in order[k * tc.batch_size : (k + 1) * tc.batch_size]]
-        ids, att, lab = _collate(batch, tok.pad_token_id)
-        s, n = _batch_loss(model, ids.to(device), att.to(device), lab.to(device))
-        loss = s / max(n, 1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        step += 1
-        done_here += 1
-        loss_avg = float(loss) if loss_avg is None else 0.9 * loss_avg + 0.1 * float(loss)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_avg:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-        end_of_epoch = step % steps_per_epoch == 0
-        if end_of_epoch or step == total_steps:
-            stopped = run_eval(step / steps_per_epoch)
-            save_last()
-        elif step % tc.save_steps == 0:
-            save_last()
-        if stop_after is not None and done_here >= stop_after and step < total_steps:
-            if not (end_of_epoch or step % tc.save_steps == 0):
+    interrupt = _StopOnSigint()
+    try:
+        while step < total_steps and not stopped:
+            epoch = step // steps_per_epoch
+            order = list(range(len(train_ex)))
+            random.Random(tc.seed * 100003 + epoch).shuffle(order)
+            k = step - epoch * steps_per_epoch
+            batch = [train_ex[i] for i in order[k * tc.batch_size : (k + 1) * tc.batch_size]]
+            ids, att, lab = _collate(batch, tok.pad_token_id)
+            s, n = _batch_loss(model, ids.to(device), att.to(device), lab.to(device))
+            loss = s / max(n, 1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            done_here += 1
+            loss_avg = float(loss) if loss_avg is None else 0.9 * loss_avg + 0.1 * float(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_avg:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            end_of_epoch = step % steps_per_epoch == 0
+            if end_of_epoch or step == total_steps:
+                stopped = run_eval(step / steps_per_epoch)
                 save_last()
-            bar.close()
-            raise KeyboardInterrupt(f"stopped after {done_here} steps (stop_after)")
+            elif step % tc.save_steps == 0:
+                save_last()
+            asked = interrupt.requested or (stop_after is not None and done_here >= stop_after)
+            if asked and step < total_steps:  # Ctrl-C ends the step it is in, saves last/, then stops
+                if not (end_of_epoch or step % tc.save_steps == 0):
+                    save_last()
+                bar.close()
+                raise KeyboardInterrupt(f"stopped after step {step}; last/ saved")
+    finally:
+        interrupt.restore()
     bar.close()
     if stopped:
         echo(f"early stopping: {tc.metric} did not improve for {tc.patience} epoch(s); best at step {best['step']}")
@@ -625,6 +630,33 @@ def train_style(
         report,
         {k: len(v) for k, v in parts.items()},
     )
+
+
+class _StopOnSigint:
+    """While training: the first Ctrl-C asks the loop to stop after the current step (it then saves last/);
+    a second one interrupts at once. Outside the main thread signals cannot be caught: nothing changes."""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.requested = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (Ctrl-C again to stop at once)", flush=True)
+
+    def restore(self) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
 
 
 def _r(v: Any) -> Any:
