@@ -11,15 +11,20 @@ positive rate minus false positive rate, highest). A generated caption below it 
 than a caption of another post typically does.
 
 Metrics: ROUGE-L F1 (``rouge-score``, its default tokeniser: lower case, runs of letters and digits, Porter
-stemmer on) and corpus BLEU (``sacrebleu``, tokeniser 13a, lower-cased) against the club's caption with
+stemmer on), corpus BLEU (``sacrebleu``, tokeniser 13a, lower-cased, 0-100), and BLEU-4 and CIDEr-D from
+``photopoet.metrics.text`` (pycocoevalcap's definitions on its PTB tokens; needs Java) against the club's caption with
 @handles, URLs and hashtags removed (:func:`clean_caption`, no length cut); the swipe hint is not scored.
-Beside them the captioning papers' numbers, from photopoet.metrics.text (pycocoevalcap's definitions, PTB
-tokens): BLEU-4, ROUGE-L (beta 1.2) and CIDEr-D, with the test split's references as CIDEr's documents.
 Generation: one call per post for "generative"; "hybrid" reuses the same continuations (memoised), so the two
 differ only by the threshold. Seconds per caption are wall-clock on this machine, model load excluded.
 
+With ``--adapter DIR`` (a style adapter from ``photopoet train style``, trained on the same train split) the
+generative and hybrid modes are run again with the adapter on the generator and as many style examples as the
+adapter was trained with (none by default): the "before" and "after" rows of one table. ``--no-base`` skips the
+generative and hybrid rows without the adapter (the template row is always there).
+
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python benchmarks/caption_eval.py [--club ../shared/club] [--limit N] [--out out/caption_eval.jsonl]
+        [--adapter OUT/best] [--no-base]
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ from tqdm import tqdm
 from photopoet.config import load_config
 from photopoet.evaluation.grouping import understand_folder
 from photopoet.fsutil import atomic_write_text
-from photopoet.metrics.text import score_texts
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter, agreement
 from photopoet.stages.write.clean import clean_caption
 from photopoet.stages.write.style import StyleBank, example_from_record
@@ -66,6 +70,13 @@ class MemoGenerator:
         return self.memo[key]
 
 
+def coco_scores(hyps: list[str], refs: list[str]) -> dict:
+    """BLEU-4 and CIDEr(-D) from photopoet.metrics.text on pycocoevalcap's PTB tokens (needs Java)."""
+    from photopoet.metrics.text import score_texts
+
+    return score_texts(hyps, [[r] for r in refs], tokenizer="ptb")
+
+
 def youden_threshold(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float, float]:
     """(threshold, TPR, FPR) maximising TPR - FPR over the observed scores."""
     best = (0.0, 0.0, 0.0, -1.0)
@@ -81,6 +92,8 @@ def main() -> None:
     ap.add_argument("--club", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/club")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test posts (0: all)")
     ap.add_argument("--out", type=Path, default=Path("out/caption_eval.jsonl"), help="per-post outputs")
+    ap.add_argument("--adapter", type=Path, default=None, help="also score with this style adapter (train style)")
+    ap.add_argument("--no-base", action="store_true", help="skip generative and hybrid without the adapter")
     args = ap.parse_args()
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import BLEU
@@ -132,7 +145,21 @@ def main() -> None:
     gen.seconds = 0.0
     ccfg = cfg.caption.model_copy(update={"agreement_threshold": thr})
     writer = CaptionWriter(ccfg, generator=gen, text_encoder=txt, style=style)
-    outs: dict[str, list] = {"template": [], "generative": [], "hybrid": []}
+    runs = [("template", writer, "template")]
+    if not args.no_base:
+        runs += [("generative", writer, "generative"), ("hybrid", writer, "hybrid")]
+    agen = None
+    if args.adapter is not None:
+        from photopoet.models.adapter import adapter_meta, check_adapter_dir
+
+        check_adapter_dir(args.adapter)
+        n_ex = adapter_meta(args.adapter).get("prompt_examples", ccfg.style_examples)
+        agen = MemoGenerator(gen.gen.adapted(args.adapter))
+        acfg = ccfg.model_copy(update={"style_examples": n_ex})
+        awriter = CaptionWriter(acfg, generator=agen, text_encoder=txt, style=style if n_ex else None)
+        runs += [("generative + adapter", awriter, "generative"), ("hybrid + adapter", awriter, "hybrid")]
+        print(f"adapter: {args.adapter} ({n_ex} style examples in its prompts)")
+    outs: dict[str, list] = {name: [] for name, _, _ in runs}
     lines = []
     for r in tqdm(test, desc="captions", unit="post"):
         d = r["post"]
@@ -145,24 +172,21 @@ def main() -> None:
             image_vector=r["vec"],
         )
         rec = {"post_id": d["post_id"], "reference": r["ref"]}
-        for mode in outs:
-            res = writer.write(item, mode=mode)
+        for name, w, mode in runs:
+            res = w.write(item, mode=mode)
             text = res.caption
             if ccfg.swipe_hint and r["n"] > 1 and text.endswith(ccfg.swipe_text):
                 text = text[: -len(ccfg.swipe_text)].rstrip()
-            outs[mode].append((text, res.mode, res.score))
-            rec[mode] = {"caption": text, "mode": res.mode, "score": res.score}
+            outs[name].append((text, res.mode, res.score))
+            rec[name] = {"caption": text, "mode": res.mode, "score": res.score}
         lines.append(json.dumps(rec, ensure_ascii=False))
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     refs = [r["ref"] for r in test]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     bleu = BLEU(tokenize="13a", lowercase=True)
     print(f"\nCaptions on the test split ({len(test)} posts, references: the club's captions):\n")
-    print(
-        "| mode | ROUGE-L F1 | BLEU | BLEU-4 (coco) | ROUGE-L (coco) | CIDEr | mean agreement | generated share "
-        "| mean chars |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| mode | ROUGE-L F1 | BLEU | BLEU-4 (coco) | CIDEr | mean agreement | generated share | mean chars |")
+    print("|---|---|---|---|---|---|---|---|")
     for mode, o in outs.items():
         hyps = [t for t, _, _ in o]
         rl = np.mean([scorer.score(ref, h)["rougeL"].fmeasure for ref, h in zip(refs, hyps, strict=True)])
@@ -170,14 +194,20 @@ def main() -> None:
         sc = np.mean([s for _, _, s in o if s is not None])
         gshare = np.mean([m.endswith("generative") for _, m, _ in o])
         chars = np.mean([len(t) for t in hyps])
-        coco = score_texts(hyps, [[r] for r in refs], tokenizer="ptb")
-        cells = f"{coco['bleu4']:.4f} | {coco['rougeL']:.4f} | {coco['cider']:.4f}"
-        print(f"| {mode} | {rl:.4f} | {b:.2f} | {cells} | {sc:.4f} | {gshare:.0%} | {chars:.0f} |")
-    n_calls = len(gen.memo) - 1
-    print(
-        f"\nspeed: {gen.seconds / max(n_calls, 1):.1f} s per generated caption ({n_calls} generator calls, "
-        f"{ccfg.candidates} beams, max {ccfg.max_new_tokens} new tokens, CPU, model load excluded)"
-    )
+        c = coco_scores(hyps, refs)
+        print(
+            f"| {mode} | {rl:.4f} | {b:.2f} | {c['bleu4']:.4f} | {c['cider']:.4f} | {sc:.4f} | {gshare:.0%} | "
+            f"{chars:.0f} |"
+        )
+    for name, g in (("base", gen), ("adapter", agen)):
+        if g is None:
+            continue
+        n_calls = len(g.memo) - (1 if g is gen else 0)
+        if n_calls > 0:
+            print(
+                f"\nspeed ({name}): {g.seconds / n_calls:.1f} s per generated caption ({n_calls} generator calls, "
+                f"{ccfg.candidates} beams, max {ccfg.max_new_tokens} new tokens, CPU, model load excluded)"
+            )
     print(f"per-post outputs: {args.out}")
 
 

@@ -14,6 +14,7 @@ from photopoet.cli_eval import eval_app
 from photopoet.cli_poem import register as register_poem_commands
 from photopoet.cli_publish import register as register_publish
 from photopoet.cli_serve import register as register_serve
+from photopoet.cli_train import register as register_train
 from photopoet.cli_write import register as register_write
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ register_write(app)  # caption, haiku
 register_poem_commands(app)  # poem, poem-search, corpus
 register_publish(app)  # publish
 register_serve(app)  # serve: the review web UI
+register_train(app)  # train style
 
 ConfigOpt = Annotated[
     Path | None,
@@ -48,20 +50,26 @@ def run(
     photos: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively). Never modified.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: posts.json, report.html, posts/.")],
     config: ConfigOpt = None,
+    adapter: Annotated[
+        Path | None,
+        typer.Option("--adapter", help="LoRA adapter folder from `photopoet train style` (OUT/best) for captions."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the summary.")] = False,
 ) -> None:
     """Run every stage on PHOTOS and write the posts, a report and posts.json to OUT.
 
     Results per photo are cached by content, so a rerun (or a run after a crash, or after adding photos)
-    only computes what is new.
+    only computes what is new. With --adapter (or caption.adapter) generated captions are written in the
+    style the adapter learnt; cached captions of another adapter are not reused.
     """
-    cfg = _load(config)
+    cfg = _load(config, {"caption": {"adapter": str(adapter)}} if adapter is not None else None)
+    from photopoet.models.adapter import AdapterError
     from photopoet.pipeline import RunError
     from photopoet.pipeline import run as run_pipeline
 
     try:
         res = run_pipeline(photos, out, cfg, progress=not quiet)
-    except RunError as e:
+    except (RunError, AdapterError) as e:
         _fail(str(e))
     for e in res.excluded:
         typer.echo(f"skipped {e.path}: {e.reason}", err=True)

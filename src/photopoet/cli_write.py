@@ -92,10 +92,17 @@ def caption(
     style: Annotated[
         Path | None, typer.Option("--style", help="JSON-lines file of past posts to imitate (caption.style_file).")
     ] = None,
+    adapter: Annotated[
+        Path | None,
+        typer.Option("--adapter", help="LoRA adapter folder from `photopoet train style` (caption.adapter)."),
+    ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write one caption with hashtags for IMG... (one post).
+
+    --adapter puts a style adapter trained by `photopoet train style` on the generator (generative and
+    hybrid modes).
 
     With --json: {"caption", "hashtags", "mode", "score"}; mode says what wrote the caption (hybrid:template
     when the generated one agreed too little with the photos), score is the image-text agreement (cosine).
@@ -105,6 +112,8 @@ def caption(
     over: dict[str, Any] = {"caption": {}}
     if style is not None:
         over["caption"]["style_file"] = str(style)
+    if adapter is not None:
+        over["caption"]["adapter"] = str(adapter)
     cfg = _config(config, over)
     from photopoet.stages.write.caption import CaptionInput
     from photopoet.stages.write.texts import TextWriter, mean_vector, post_concepts
@@ -122,11 +131,12 @@ def caption(
         n_photos=len(vecs),
         image_vector=mean_vector(list(vecs)),
     )
+    from photopoet.models.adapter import AdapterError
     from photopoet.stages.write.style import StyleFileError
 
     try:
         res = writer.captions.write(item, mode=mode)
-    except StyleFileError as e:
+    except (StyleFileError, AdapterError) as e:
         _fail(str(e))
     if as_json:
         typer.echo(json.dumps(res.to_json(), ensure_ascii=False, indent=2))

@@ -243,6 +243,10 @@ class CaptionConfig(_Section):
     agreement_threshold: float = Field(
         0.832, ge=-1, le=1, description="hybrid: image-text agreement (cosine) a generated caption needs"
     )
+    adapter: Path | None = Field(
+        None,
+        description="LoRA adapter folder from `photopoet train style` (OUT/best) put on the generator for captions",
+    )
 
     @field_validator("openers")
     @classmethod
@@ -260,6 +264,15 @@ class CaptionConfig(_Section):
         if not p.is_file():
             raise ValueError(f"style file {str(p)!r} does not exist or is not a file")
         return p
+
+    @field_validator("adapter")
+    @classmethod
+    def _adapter_usable(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return None
+        from photopoet.models.adapter import check_adapter_dir
+
+        return check_adapter_dir(v)  # AdapterError is a ValueError: reported with the key
 
     @model_validator(mode="after")
     def _lengths(self) -> CaptionConfig:
@@ -410,6 +423,47 @@ class TripletsConfig(_Section):
         return self
 
 
+StyleMetric = Literal["rougeL", "bleu1", "bleu2", "bleu4", "agreement", "val_loss"]
+
+
+class TrainStyleConfig(_Section):
+    """`photopoet train style`: LoRA on the generator, from a club's past posts to its caption style."""
+
+    epochs: int = Field(5, ge=1, le=1000, description="passes over the training posts (early stopping may end sooner)")
+    max_steps: int = Field(0, ge=0, description="stop after this many optimizer steps in all; 0: no limit")
+    batch_size: int = Field(4, ge=1, le=512, description="posts per optimizer step")
+    learning_rate: float = Field(2e-4, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of the steps spent warming the rate up")
+    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank")
+    lora_alpha: float = Field(32.0, gt=0, description="LoRA scale numerator (the update is scaled by alpha / r)")
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="module names LoRA wraps (Gemma's attention projections), or ['all-linear']",
+    )
+    val_fraction: float = Field(
+        0.2, gt=0, lt=1, description="share of the training posts held out for validation and early stopping"
+    )
+    metric: StyleMetric = Field("rougeL", description="validation metric early stopping and best/ follow")
+    patience: int = Field(2, ge=1, le=100, description="epochs without a better metric before stopping")
+    max_length: int = Field(256, ge=32, le=4096, description="longest prompt + caption in tokens (caption cut first)")
+    prompt_examples: int = Field(
+        0, ge=0, le=10, description="style examples in training prompts (0: the adapter carries the style)"
+    )
+    eval_max_new_tokens: int = Field(48, ge=8, le=512, description="tokens per validation caption (greedy)")
+    save_steps: int = Field(20, ge=1, description="also save last/ every this many steps (and at each epoch end)")
+    seed: int = Field(0, ge=0)
+
+    @field_validator("target_modules")
+    @classmethod
+    def _some_modules(cls, v: list[str]) -> list[str]:
+        v = [x.strip() for x in v if x.strip()]
+        if not v:
+            raise ValueError("must name at least one module, e.g. [q_proj, v_proj] or [all-linear]")
+        return v
+
+
 class Config(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -424,6 +478,7 @@ class Config(_Section):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     triplets: TripletsConfig = Field(default_factory=TripletsConfig)
+    train_style: TrainStyleConfig = Field(default_factory=TrainStyleConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

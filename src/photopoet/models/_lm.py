@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from photopoet.models.base import resolve_device
@@ -48,6 +49,9 @@ class TransformersCausalLM:
     - ``temperature > 0``: sampling with ``top_k``/``top_p``; each prompt runs on its own under
       ``torch.manual_seed(seed)`` inside a forked RNG, so a prompt's samples do not depend on the other
       prompts in the call and the global RNG is left as it was.
+
+    :meth:`adapted` gives a view of the same model with a LoRA adapter (``peft``) switched on; the base model
+    itself keeps generating without it, so a caption adapter leaves the haiku alone and the weights load once.
     """
 
     def __init__(
@@ -71,7 +75,35 @@ class TransformersCausalLM:
         self._device = "cpu"
         self._eos: list[int] = []
         self._suppress: list[int] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._adapters: dict[str, str] = {}  # adapter name -> folder, loaded with the model (or at once if loaded)
+
+    @property
+    def source(self) -> str:
+        """The model folder or id (the offline tier converts its weights into the cache first)."""
+        return self._source() if callable(self._source) else self._source
+
+    def adapted(self, adapter_dir: str | Path) -> AdaptedCausalLM:
+        """This model with the LoRA adapter in ``adapter_dir`` on; named after the adapter's content."""
+        from photopoet.models.adapter import adapter_digest
+
+        digest = adapter_digest(adapter_dir)
+        name = f"lora_{digest[:16]}"
+        with self._lock:
+            if name not in self._adapters:
+                self._adapters[name] = str(adapter_dir)
+                if self._model is not None:
+                    self._attach(name, str(adapter_dir))
+        return AdaptedCausalLM(self, name)
+
+    def _attach(self, name: str, folder: str) -> None:
+        from peft import PeftModel
+
+        if isinstance(self._model, PeftModel):
+            self._model.load_adapter(folder, adapter_name=name)
+        else:
+            self._model = PeftModel.from_pretrained(self._model, folder, adapter_name=name)
+        self._model.eval()
 
     @property
     def loaded(self) -> bool:
@@ -84,7 +116,7 @@ class TransformersCausalLM:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            src = self._source() if callable(self._source) else self._source
+            src = self.source
             device = resolve_device(self._device_spec)
             tok = AutoTokenizer.from_pretrained(src)
             dtype = torch.float32 if device == "cpu" else "auto"
@@ -101,6 +133,8 @@ class TransformersCausalLM:
             self._eos = [eos] if isinstance(eos, int) else list(eos or [])
             self._suppress = control_token_ids(tok, set(self._eos))
             self._tok, self._model, self._device = tok, model, device
+            for name, folder in self._adapters.items():
+                self._attach(name, folder)
 
     def _generation_config(self, max_new_tokens: int, temperature: float, n: int) -> Any:
         from transformers import GenerationConfig
@@ -121,15 +155,25 @@ class TransformersCausalLM:
             kw.update(do_sample=True, num_beams=1, temperature=temperature, top_k=self.top_k, top_p=self.top_p)
         return GenerationConfig(**kw)
 
-    def _run(self, prompts: list[str], gc: Any, seed: int) -> list[list[str]]:
+    def _run(self, prompts: list[str], gc: Any, seed: int, adapter: str | None = None) -> list[list[str]]:
+        import contextlib
+
         import torch
 
         enc = self._tok(prompts, return_tensors="pt", padding=True)
         enc = {k: v.to(self._device) for k, v in enc.items()}
         devices = [torch.device(self._device).index or 0] if self._device.startswith("cuda") else []
-        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            out = self._model.generate(**enc, generation_config=gc)
+        with self._lock:  # the active adapter is model state: one generation at a time
+            if adapter is not None:
+                self._model.set_adapter(adapter)
+                which = contextlib.nullcontext()
+            elif self._adapters:
+                which = self._model.disable_adapter()
+            else:
+                which = contextlib.nullcontext()
+            with torch.inference_mode(), torch.random.fork_rng(devices=devices), which:
+                torch.manual_seed(seed)
+                out = self._model.generate(**enc, generation_config=gc)
         cont = out[:, enc["input_ids"].shape[1] :]
         texts = self._tok.batch_decode(cont, skip_special_tokens=True)
         n = gc.num_return_sequences
@@ -142,6 +186,8 @@ class TransformersCausalLM:
         temperature: float = 0.0,
         num_return_sequences: int = 1,
         seed: int = 0,
+        *,
+        adapter: str | None = None,
     ) -> list[list[str]]:
         if isinstance(prompts, str):
             raise TypeError("prompts must be a list of strings, not one string")
@@ -158,5 +204,26 @@ class TransformersCausalLM:
         out: list[list[str]] = []
         step = self.batch_size if temperature == 0 else 1
         for i in range(0, len(prompts), step):
-            out.extend(self._run(list(prompts[i : i + step]), gc, seed))
+            out.extend(self._run(list(prompts[i : i + step]), gc, seed, adapter))
         return out
+
+
+class AdaptedCausalLM:
+    """A :class:`TransformersCausalLM` with one of its LoRA adapters on (see :meth:`TransformersCausalLM.adapted`)."""
+
+    def __init__(self, base: TransformersCausalLM, adapter: str) -> None:
+        self.base = base
+        self.adapter = adapter
+        self.name = f"{base.name}+{adapter}"
+
+    def generate(
+        self,
+        prompts: list[str],
+        max_new_tokens: int = 40,
+        temperature: float = 0.0,
+        num_return_sequences: int = 1,
+        seed: int = 0,
+    ) -> list[list[str]]:
+        return self.base.generate(
+            prompts, max_new_tokens, temperature, num_return_sequences, seed, adapter=self.adapter
+        )

@@ -1,1 +1,2 @@
-"""Training and dataset builders (issue 7): ``triplets`` builds the multi-image dataset."""
+"""Training and dataset builders (issue 7): LoRA style fine-tuning of the caption generator and the data it
+learns from; ``triplets`` builds the multi-image dataset."""

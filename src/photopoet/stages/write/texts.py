@@ -20,7 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from photopoet.cache import Cache
-from photopoet.config import Config
+from photopoet.config import CaptionConfig, Config
+from photopoet.models.adapter import AdapterError, adapter_digest, adapter_meta
 from photopoet.records import Post, Understood
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter
 from photopoet.stages.write.haiku import HaikuWriter
@@ -67,13 +68,40 @@ class TextWriter:
             return None
 
     @cached_property
+    def caption_generator(self):
+        """The generator for captions: with ``caption.adapter`` on (the haiku keep the base model)."""
+        if self.cfg.caption.adapter is None:
+            return self.generator
+        if not hasattr(self.generator, "adapted"):
+            raise AdapterError(f"{self.cfg.caption.adapter}: generator {self.generator.name!r} cannot take an adapter")
+        meta = adapter_meta(self.cfg.caption.adapter)
+        trained_on = meta.get("generator")
+        if trained_on and trained_on != self.generator.name:
+            raise AdapterError(
+                f"{self.cfg.caption.adapter}: trained on generator {trained_on!r}, but models.generator gives "
+                f"{self.generator.name!r}"
+            )
+        return self.generator.adapted(self.cfg.caption.adapter)
+
+    @cached_property
+    def caption_config(self) -> CaptionConfig:
+        """caption settings; with an adapter, as many style examples as its training prompts had."""
+        cc = self.cfg.caption
+        if cc.adapter is not None:
+            n = adapter_meta(cc.adapter).get("prompt_examples")
+            if isinstance(n, int) and 0 <= n < cc.style_examples:
+                cc = cc.model_copy(update={"style_examples": n})
+        return cc
+
+    @cached_property
     def captions(self) -> CaptionWriter:
-        needs_gen = self.cfg.caption.mode != "template"
+        cc = self.caption_config
+        needs_gen = cc.mode != "template"
         return CaptionWriter(
-            self.cfg.caption,
-            generator=self.generator if needs_gen else None,
+            cc,
+            generator=self.caption_generator if needs_gen else None,
             text_encoder=self.text_encoder,
-            style=self.style if needs_gen else None,
+            style=self.style if needs_gen and cc.style_examples else None,
         )
 
     @cached_property
@@ -166,8 +194,19 @@ def _texts_key(p: Post, by_path: Mapping[str, Understood], event: str | None, cf
         "haiku": cfg.haiku.model_dump(mode="json"),
         "models": cfg.models.model_dump(mode="json"),
         "style": _file_digest(cfg.caption.style_file),
+        "adapter": _adapter_key(cfg.caption.adapter),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _adapter_key(path: str | Path | None) -> str | None:
+    """Content hash of the caption adapter: retraining into the same folder changes it too."""
+    if path is None:
+        return None
+    try:
+        return adapter_digest(path)
+    except (AdapterError, OSError):
+        return f"unreadable:{path}"
 
 
 def _file_digest(path: str | Path | None) -> str | None:
