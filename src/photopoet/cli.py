@@ -11,6 +11,7 @@ from photopoet.cli_common import fail as _fail
 from photopoet.cli_common import load as _load
 from photopoet.cli_eval import eval_app
 from photopoet.cli_poem import register as register_poem_commands
+from photopoet.cli_train import register as register_train
 from photopoet.cli_write import register as register_write
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 register_write(app)  # caption, haiku
 register_poem_commands(app)  # poem, poem-search, corpus
+register_train(app)  # train retriever
 
 ConfigOpt = Annotated[
     Path | None,

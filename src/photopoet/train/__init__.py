@@ -1,0 +1,1 @@
+"""Training: fine-tuning the poem retriever (:mod:`photopoet.train.retriever`)."""
