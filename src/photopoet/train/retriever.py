@@ -10,7 +10,7 @@
    and every other query's line and negatives (in-batch), other passages of the query's own poem masked out.
    AdamW, linear warm-up and decay, gradients clipped at 1.
 4. Only the top ``train_layers`` transformer layers (and nothing below) are trained: the frozen layers' output
-   for every text is computed once and reused each step, which makes a step about 3x cheaper on a CPU
+   for every text is computed once and reused each step, so a step runs 4 of the 12 layers
    (train_layers: 12 trains the whole encoder but the word embeddings).
 5. ``OUT/last/`` (every ``save_every`` steps, at each epoch's end and on Ctrl-C) holds the encoder, the
    optimizer and the step: running the same command again resumes there. ``OUT/best/`` holds the encoder of
