@@ -31,7 +31,7 @@ register_write(app)  # caption, haiku
 register_poem_commands(app)  # poem, poem-search, corpus
 register_publish(app)  # publish
 register_serve(app)  # serve: the review web UI
-register_train(app)  # train style
+register_train(app)  # train style, train retriever
 
 ConfigOpt = Annotated[
     Path | None,

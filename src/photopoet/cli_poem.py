@@ -23,6 +23,14 @@ IndexOpt = Annotated[
         "--index", help="Index folder (default: poem.index, else the installed corpus, else the shipped one)."
     ),
 ]
+RetrieverOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--retriever",
+        help="Fine-tuned encoder folder for your words (photopoet train retriever: OUT/best; default: "
+        "poem.retriever). The index's lines are re-embedded with it once, into the cache.",
+    ),
+]
 
 
 def _cache_dir(cfg) -> Path:
@@ -72,6 +80,7 @@ def poem(
     text: Annotated[str | None, typer.Option("--text", "-t", help="Your words: modern Chinese or English.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
     index: IndexOpt = None,
+    retriever: RetrieverOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """A line of classical Chinese poetry for IMAGES (and --text): retrieved and reranked, or generated when
@@ -91,9 +100,11 @@ def poem(
     vecs, concepts = _image_vectors([p for p in images if p.is_file()], cfg, cache_dir)
     if vecs is None and not (text or "").strip():
         _fail("no readable image and no --text: nothing to write a poem about")
+    from photopoet.models.e5_torch import E5FileError
+
     try:
-        res = PoemWriter(cfg, cache_dir, index=index).write(vecs, text, concepts)
-    except PoemIndexError as e:
+        res = PoemWriter(cfg, cache_dir, index=index, retriever=retriever).write(vecs, text, concepts)
+    except (PoemIndexError, E5FileError) as e:
         _fail(str(e))
     if as_json:
         typer.echo(json.dumps(res, ensure_ascii=False))
@@ -110,6 +121,7 @@ def poem_search(
     query: Annotated[str | None, typer.Option("--query", "-q", help="One query: modern Chinese or English.")] = None,
     queries: Annotated[Path | None, typer.Option("--queries", help='JSONL file, one {"id","query"} a line.')] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=1000, help="Results per query.")] = 5,
+    retriever: RetrieverOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Search an index with words; prints one JSON line per query: {"id","results":[{"text","source_id","score"}]}.
@@ -144,11 +156,21 @@ def poem_search(
                 typer.echo(f'{queries}:{n}: expected {{"id", "query": text}}; skipped', err=True)
                 continue
             items.append((rec["id"], rec["query"]))
+    from photopoet.models.e5_torch import E5FileError
+
+    folder = retriever if retriever is not None else cfg.poem.retriever
     try:
         ix = PoemIndex(index)
-        enc = create_text_encoder(cfg.models, _cache_dir(cfg))
+        if folder is None:
+            enc = create_text_encoder(cfg.models, _cache_dir(cfg))
+        else:
+            from photopoet.models.e5_torch import TorchE5Encoder
+            from photopoet.poetry.index import index_for_encoder
+
+            enc = TorchE5Encoder(Path(folder).expanduser())
+            ix = index_for_encoder(ix, enc, _cache_dir(cfg), log=lambda m: typer.echo(m, err=True))
         ix.check_encoder(enc)
-    except PoemIndexError as e:
+    except (PoemIndexError, E5FileError) as e:
         _fail(str(e))
     for qid, q in items:
         res = search_lines(ix, enc, [q], k, cfg.poem)[0]

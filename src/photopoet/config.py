@@ -381,6 +381,43 @@ class PoemConfig(_Section):
         "generate", description="below the threshold: generate a line, or keep the best retrieved one"
     )
     max_new_tokens: int = Field(32, ge=8, le=256, description="tokens a generated line may take")
+    retriever: Path | None = Field(
+        None,
+        description="fine-tuned encoder folder (photopoet train retriever: OUT/best) for the words side; "
+        "null: models.text",
+    )
+
+
+class TrainRetrieverConfig(_Section):
+    """Fine-tuning multilingual-e5-small for modern Chinese -> poem line retrieval (photopoet train retriever)."""
+
+    epochs: int = Field(3, ge=1, le=100, description="passes over the training pairs")
+    batch_size: int = Field(16, ge=2, le=512, description="queries per step (each with its line and negatives)")
+    lr: float = Field(3e-5, gt=0, le=1e-2, description="AdamW learning rate (linear warm-up, linear decay)")
+    weight_decay: float = Field(0.01, ge=0, le=1)
+    warmup: float = Field(0.1, ge=0, lt=1, description="share of the steps spent warming up")
+    temperature: float = Field(0.02, gt=0, le=1, description="InfoNCE temperature")
+    negatives: int = Field(9, ge=0, le=100, description="mined hard negatives per query")
+    negative_ranks: tuple[int, int] = Field(
+        (2, 20), description="ranks (1-based, by the starting model) the hard negatives come from"
+    )
+    train_layers: int = Field(
+        4, ge=1, le=12, description="top transformer layers trained; the rest stay frozen and run once per text"
+    )
+    test_share: float = Field(0.2, ge=0, lt=1, description="share of poems held out for the before/after test")
+    val_share: float = Field(0.1, ge=0, lt=1, description="share of poems for choosing the best epoch")
+    seed: int = 0
+    save_every: int = Field(20, ge=1, description="steps between checkpoints of last/ (a killed run resumes there)")
+    max_length: int = Field(128, ge=16, le=512, description="tokens a query or line is cut to")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainRetrieverConfig:
+        lo, hi = self.negative_ranks
+        if not 1 <= lo <= hi:
+            raise ValueError(f"negative_ranks must be [from, to] with 1 <= from <= to, got {[lo, hi]}")
+        if self.test_share + self.val_share >= 0.9:
+            raise ValueError("test_share + val_share must leave at least 10% of the poems for training")
+        return self
 
 
 class ServeConfig(_Section):
@@ -479,6 +516,7 @@ class Config(_Section):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     triplets: TripletsConfig = Field(default_factory=TripletsConfig)
     train_style: TrainStyleConfig = Field(default_factory=TrainStyleConfig)
+    train_retriever: TrainRetrieverConfig = Field(default_factory=TrainRetrieverConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -51,12 +51,13 @@ class BuildStats:
     seconds: float
 
 
-def corpus_lines(poems: Sequence[Poem]) -> tuple[list[str], list[int]]:
-    """All lines of ``poems`` (original characters) and the poem number of each."""
+def corpus_lines(poems: Sequence[Poem], split: bool = True) -> tuple[list[str], list[int]]:
+    """All lines of ``poems`` (original characters) and the poem number of each; ``split=False`` takes each
+    poem's ``lines`` as they are (already split, e.g. read back from an index)."""
     texts: list[str] = []
     owner: list[int] = []
     for i, p in enumerate(poems):
-        for line in split_lines(p.lines):
+        for line in split_lines(p.lines) if split else p.lines:
             texts.append(line)
             owner.append(i)
     return texts, owner
@@ -90,6 +91,7 @@ def build_index(
     chunk_size: int = 256,
     progress: bool = True,
     sources: Sequence[str] = (),
+    split: bool = True,
 ) -> BuildStats:
     """Embed every line of ``poems`` with ``encoder`` (passage side) and publish the index folder ``out``.
 
@@ -101,7 +103,7 @@ def build_index(
     out = Path(out)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-    texts, owner = corpus_lines(poems)
+    texts, owner = corpus_lines(poems, split)
     if not texts:
         raise ValueError("the corpus has no line with Chinese text to index")
     simplified = [to_simplified(t) for t in texts]
@@ -180,6 +182,30 @@ def build_index(
     return BuildStats(out, n, len(poems), embedded, time.perf_counter() - t0)
 
 
+def index_for_encoder(
+    source: PoemIndex, encoder: TextEncoder, cache_dir: Path, *, progress: bool = True, log: Any = None
+) -> PoemIndex:
+    """``source`` itself when ``encoder`` embedded it; else the same lines re-embedded with ``encoder``, built
+    once into ``<cache_dir>/poetry/reembedded/`` (resumable, with a progress bar) and loaded from there after."""
+    if source.encoder_name == encoder.name:
+        return source
+    key = hashlib.sha256(f"{source.manifest.get('digest')}\n{source.path.resolve()}".encode()).hexdigest()[:12]
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in encoder.name)
+    out = Path(cache_dir) / "poetry" / "reembedded" / f"{safe}-{key}"
+    if (out / MANIFEST).is_file():
+        ix = PoemIndex(out)
+        if ix.encoder_name == encoder.name and ix.simplified == source.simplified:
+            return ix
+    if log is not None:
+        log(f"embedding the {len(source)} lines of {source.path} with {encoder.name} (once; kept in {out})")
+    sources = [f"{source.path} re-embedded"]
+    build_index(source.poems_as_lines(), out, encoder, progress=progress, sources=sources, split=False)
+    ix = PoemIndex(out)
+    if ix.simplified != source.simplified:
+        raise PoemIndexError(f"{out}: re-embedding {source.path} gave other lines; remove {out} and try again")
+    return ix
+
+
 def _publish(work: Path, out: Path) -> None:
     """Move the finished ``work`` folder to ``out``; an old ``out`` is moved aside first and removed after."""
     old = None
@@ -249,8 +275,26 @@ class PoemIndex:
         if encoder.name != self.encoder_name:
             raise PoemIndexError(
                 f"{self.path}: built with the text encoder {self.encoder_name!r}, but the configured one is "
-                f"{encoder.name!r}; rebuild the index or change models.text"
+                f"{encoder.name!r}; an index is searched only with the encoder that embedded its lines: rebuild "
+                "it (photopoet corpus index), or change models.text / poem.retriever"
             )
+
+    def poems_as_lines(self) -> list[Poem]:
+        """The indexed poems with their lines exactly as indexed (for re-embedding with another encoder)."""
+        per: list[list[str]] = [[] for _ in self.poems]
+        for t, o in zip(self.texts, self.owner, strict=True):
+            per[int(o)].append(t)
+        return [
+            Poem(
+                id=str(p.get("id", i)),
+                title=p.get("title", ""),
+                author=p.get("author", ""),
+                dynasty=p.get("dynasty", ""),
+                lines=tuple(ls),
+                popular=bool(p.get("popular")),
+            )
+            for i, (p, ls) in enumerate(zip(self.poems, per, strict=True))
+        ]
 
     def faiss_index(self) -> Any:
         if self._faiss is None:

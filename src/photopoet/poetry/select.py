@@ -105,23 +105,30 @@ def rerank(
     *,
     k: int | None = None,
     image_centre: np.ndarray | None = None,
+    text_index: PoemIndex | None = None,
 ) -> list[Candidate]:
-    """Candidates from each query vector, scored as the module doc says, best first; one per distinct line."""
+    """Candidates from each query vector, scored as the module doc says, best first; one per distinct line.
+
+    ``text_index``: the same lines embedded by another encoder (a fine-tuned retriever) for ``text_vec``;
+    ``index`` then serves the image side only."""
     k = cfg.candidates if k is None else k
+    tix = index if text_index is None else text_index
+    if tix is not index and tix.simplified != index.simplified:
+        raise PoemIndexError(f"{tix.path}: does not hold the lines of {index.path} in the same order")
     centred = None
     if image_vec is not None:
         mu = np.zeros_like(image_vec) if image_centre is None else np.asarray(image_centre, np.float32)
         centred = np.asarray(image_vec, np.float32) - mu
     ids: list[int] = []
-    for v in (centred, text_vec):
+    for v, ix in ((centred, index), (text_vec, tix)):
         if v is not None:
-            _, found = index.search(v, k)
+            _, found = ix.search(v, k)
             ids.extend(int(i) for i in found[0] if i >= 0)
     uniq = np.asarray(sorted(set(ids)), dtype=np.int64)
     if len(uniq) == 0:
         return []
     img = cfg.image_offset + index.similarity(centred, uniq) if centred is not None else None
-    txt = index.similarity(text_vec, uniq) if text_vec is not None else None
+    txt = tix.similarity(text_vec, uniq) if text_vec is not None else None
     use_lex = bool(text_simplified) and has_cjk(text_simplified)
     wi = cfg.image_weight if img is not None else 0.0
     wt = cfg.text_weight if txt is not None else 0.0
@@ -224,6 +231,8 @@ class PoemWriter:
         generator: Generator | Callable[[], Generator] | None = None,
         index: PoemIndex | Path | str | None = None,
         image_centre: np.ndarray | None = None,
+        retriever: Path | str | None = None,
+        progress: bool = True,
     ) -> None:
         self.cfg = cfg
         self.pcfg = cfg.poem
@@ -233,6 +242,11 @@ class PoemWriter:
         self._index = index if isinstance(index, PoemIndex) else None
         self._index_path = Path(index) if isinstance(index, str | Path) else None
         self._centre = None if image_centre is None else np.asarray(image_centre, np.float32)
+        folder = retriever if retriever is not None else cfg.poem.retriever
+        self.retriever = Path(folder).expanduser() if folder is not None else None
+        self.progress = progress
+        self._text_encoder: TextEncoder | None = None
+        self._text_index: PoemIndex | None = None
 
     @property
     def image_centre(self) -> np.ndarray:
@@ -248,11 +262,40 @@ class PoemWriter:
 
     @property
     def index(self) -> PoemIndex:
+        """The line index; its vectors serve the image side (they must come from ``models.text``)."""
         if self._index is None:
             path = self._index_path or resolve_index_path(self.pcfg, self.cache_dir)
-            self._index = PoemIndex(path)
-            self._index.check_encoder(self.encoder)
+            ix = PoemIndex(path)
+            if self.retriever is None or ix.encoder_name != self.text_encoder.name:
+                ix.check_encoder(self.encoder)
+            self._index = ix
         return self._index
+
+    @property
+    def text_encoder(self) -> TextEncoder:
+        """The encoder of the user's words: the fine-tuned retriever when one is set, else ``models.text``."""
+        if self._text_encoder is None:
+            if self.retriever is None:
+                self._text_encoder = self.encoder
+            else:
+                from photopoet.models.e5_torch import TorchE5Encoder
+
+                self._text_encoder = TorchE5Encoder(self.retriever)
+        return self._text_encoder
+
+    @property
+    def text_index(self) -> PoemIndex:
+        """The index's lines as the words' encoder embeds them (re-embedded into the cache once when needed)."""
+        if self._text_index is None:
+            from photopoet.poetry.index import index_for_encoder
+
+            if self.retriever is None:
+                self._text_index = self.index
+            else:
+                self._text_index = index_for_encoder(
+                    self.index, self.text_encoder, self.cache_dir, progress=self.progress, log=logger.warning
+                )
+        return self._text_index
 
     @property
     def encoder(self) -> TextEncoder:
@@ -282,7 +325,7 @@ class PoemWriter:
                 img = l2_normalize(v)
         text = (text or "").strip()
         simp = to_simplified(text) if text else ""
-        txt = self.encoder.encode([simp], kind="query")[0] if simp else None
+        txt = self.text_encoder.encode([simp], kind="query")[0] if simp else None
         return img, txt, simp
 
     def write(
@@ -294,7 +337,10 @@ class PoemWriter:
         if img is None and txt is None:
             raise ValueError("write_poem needs image vectors or words to go on")
         centre = self.image_centre if img is not None else None
-        cands = rerank(self.index, self.pcfg, img, txt, simp, image_centre=centre)
+        if img is not None:
+            self.index.check_encoder(self.encoder)  # image vectors live in models.text's space
+        tix = self.text_index if txt is not None else None
+        cands = rerank(self.index, self.pcfg, img, txt, simp, image_centre=centre, text_index=tix)
         best = cands[0] if cands else None
         best_score = best.score if best is not None else float("-inf")
         if best is not None and best_score >= self.pcfg.threshold:
@@ -353,7 +399,9 @@ def write_poem(
 def search_lines(
     index: PoemIndex, encoder: TextEncoder, queries: Sequence[str], k: int, cfg: PoemConfig
 ) -> list[list[dict[str, Any]]]:
-    """Per query (the user's words), the ``k`` best lines after reranking: ``{"text","source_id","score"}``."""
+    """Per query (the user's words), the ``k`` best lines after reranking: ``{"text","source_id","score"}``.
+    ``index`` must have been embedded by ``encoder`` (see :func:`~photopoet.poetry.index.index_for_encoder`)."""
+    index.check_encoder(encoder)
     out = []
     for q in queries:
         simp = to_simplified(q.strip())

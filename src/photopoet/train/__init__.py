@@ -1,2 +1,2 @@
 """Training and dataset builders (issue 7): LoRA style fine-tuning of the caption generator and the data it
-learns from; ``triplets`` builds the multi-image dataset."""
+learns from, fine-tuning of the poem retriever, and ``triplets`` for the multi-image dataset."""
