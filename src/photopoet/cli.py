@@ -43,13 +43,40 @@ def run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: posts.json, report.html, posts/.")],
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the summary.")] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            help="Where decoding, quality checks and image features run: 'local' (this process, the default) or "
+            "'ray' (Ray Data on a Ray cluster, results kept as Parquet shards; needs the 'ray' extra). "
+            "Overrides executor.kind.",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster to join with --executor ray: 'auto' (on a cluster node) or ray://HEAD:10001. "
+            "Default: a Ray runtime started on this machine. Overrides executor.ray_address.",
+        ),
+    ] = None,
 ) -> None:
     """Run every stage on PHOTOS and write the posts, a report and posts.json to OUT.
 
     Results per photo are cached by content, so a rerun (or a run after a crash, or after adding photos)
-    only computes what is new.
+    only computes what is new. With --executor ray the per-photo work runs on Ray and is kept in shards
+    (executor.shard_dir); the posts are the same as a local run's.
     """
-    cfg = _load(config)
+    overrides: dict = {}
+    if executor is not None:
+        if executor not in ("local", "ray"):
+            _fail(f"--executor: expected 'local' or 'ray', got {executor!r}")
+        overrides["kind"] = executor
+    if ray_address is not None:
+        overrides["ray_address"] = ray_address
+    cfg = _load(config, {"executor": overrides} if overrides else None)
+    if cfg.executor.kind == "local" and ray_address is not None:
+        _fail("--ray-address is only used with --executor ray")
     from photopoet.pipeline import RunError
     from photopoet.pipeline import run as run_pipeline
 
@@ -59,6 +86,10 @@ def run(
         _fail(str(e))
     for e in res.excluded:
         typer.echo(f"skipped {e.path}: {e.reason}", err=True)
+    if res.executor is not None:
+        from photopoet.executors.ray_runner import describe
+
+        typer.echo(describe(res.executor))
     secs = sum(res.timings.values())
     typer.echo(
         f"{res.n_files} files: {len(res.photos)} photos, {res.set_aside} set aside (duplicates, similar shots or "

@@ -9,9 +9,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from photopoet.cache import Cache
 from photopoet.config import Config
+from photopoet.executors import ExecutorError
+from photopoet.executors import prepare as prepare_executor
 from photopoet.fsutil import atomic_write_json, is_within
 from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, Understood
@@ -39,6 +42,7 @@ class RunResult:
     reused: int = 0
     embedded: int = 0
     set_aside: int = 0  # photos culled from posts (still listed in posts.json with their verdict)
+    executor: Any = None  # executor "ray": its RayStats (files sent, computed, imported, shard folder)
 
     @property
     def n_files(self) -> int:
@@ -79,6 +83,14 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
     timings: dict[str, float] = {}
     cache, cache_dir = open_cache(cfg)
     with cache:
+        t = time.perf_counter()
+        try:  # executor "ray": decode, quality and features on Ray, into the cache; the stages below only read
+            pre = prepare_executor(photos_dir, out, cfg, cache, cache_dir, progress=progress)
+        except ExecutorError as e:
+            raise RunError(str(e)) from None
+        if pre is not None:
+            timings["executor"] = time.perf_counter() - t
+
         t = time.perf_counter()
         ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
         timings["ingest"] = time.perf_counter() - t
@@ -123,14 +135,16 @@ def run(photos_dir: Path | str, out: Path | str, cfg: Config, *, progress: bool 
             plots=report_plots(grouping.curves, und.label_names, und.label_scores, cfg.understand.threshold),
         )
         timings["render"] = time.perf_counter() - t
+    on_ray = pre.computed if pre is not None else 0  # decoded and embedded on Ray, read from the cache here
     return RunResult(
         out=out,
         photos=photos,
         posts=posts,
         excluded=ing.excluded,
         timings=timings,
-        decoded=ing.decoded,
-        reused=ing.reused,
-        embedded=und.computed,
+        decoded=ing.decoded + on_ray,
+        reused=ing.reused - on_ray,
+        embedded=und.computed + on_ray,
         set_aside=len(culled.culled),
+        executor=pre,
     )
