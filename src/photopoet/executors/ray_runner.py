@@ -65,12 +65,43 @@ def _import_ray() -> Any:
     return ray
 
 
+def probe(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when nothing answers at a ``host:port`` or ``ray://host[:port]`` address (``ray.init`` itself
+    keeps retrying an unreachable head for minutes). ``auto`` is left to Ray, which fails at once when no
+    cluster runs here."""
+    import socket
+
+    if address == "auto" or address.startswith("local"):
+        return
+    rest, port = address, 6379
+    if rest.startswith("ray://"):
+        rest, port = rest[len("ray://") :], 10001
+    rest = rest.split("/", 1)[0]
+    host, _, p = rest.rpartition(":")
+    if not host:
+        host, p = rest, ""
+    try:
+        port = int(p) if p else port
+    except ValueError:
+        raise ExecutorError(f"Ray address {address!r}: the port {p!r} is not a number") from None
+    try:
+        socket.create_connection((host.strip("[]"), port), timeout=timeout).close()
+    except OSError as e:
+        raise ExecutorError(
+            f"cannot connect to the Ray cluster at {address!r}: nothing answers at {host}:{port} "
+            f"({e.strerror or e}). Check executor.ray_address / --ray-address (e.g. 'auto' on a cluster node, "
+            "or ray://HEAD:10001), or use --executor local"
+        ) from None
+
+
 def connect(cfg: Config) -> tuple[Any, bool]:
     """Ray, initialised. Returns ``(ray, started)``: `started` when this call started it (and should stop it)."""
     ray = _import_ray()
+    ex = cfg.executor
+    if ex.ray_address is not None:
+        probe(ex.ray_address)
     if ray.is_initialized():
         return ray, False
-    ex = cfg.executor
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if ex.ray_address is None:
         kwargs["num_cpus"] = ex.num_cpus

@@ -152,8 +152,16 @@ def write_shard(folder: Path, rows: list[dict[str, Any]]) -> Path | None:
 
 
 def shard_files(folder: Path) -> list[Path]:
-    """The finished shards (temporary files of a write in progress start with a dot and are not listed)."""
-    return sorted(Path(folder).glob("part-*.parquet")) if Path(folder).is_dir() else []
+    """The finished shards, oldest first (temporary files of a write in progress start with a dot: not listed)."""
+    if not Path(folder).is_dir():
+        return []
+    found = []
+    for f in Path(folder).glob("part-*.parquet"):
+        try:
+            found.append((f.stat().st_mtime_ns, f.name, f))
+        except OSError:  # removed meanwhile
+            continue
+    return [f for _, _, f in sorted(found)]  # oldest first: a newer row for a path overrides an older one
 
 
 def _read(path: Path, columns: list[str]) -> Any | None:

@@ -18,7 +18,8 @@ Tiers (strongest first)
 
 Only pairs whose feature cosine reaches ``candidate_cosine`` are compared at all. Candidates come from a kNN
 index over the image features (FAISS: exact inner product for small sets, an approximate IVF index over
-PCA-reduced vectors above :data:`APPROX_ABOVE` photos), never from a dense n x n matrix; photos with the same
+PCA-reduced vectors above :data:`APPROX_ABOVE` photos, or with ``cull.index: partitioned`` k-means partitions
+searched exactly, SemDeDup-style, for millions), never from a dense n x n matrix; photos with the same
 bytes, or the same size and perceptual hash, are candidates too.
 
 Best shot: a weighted score of detail (sharpness relative to contrast), exposure, open eyes and resolution
