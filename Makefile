@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint browser bench bench-dedupe bench-write clean
+.PHONY: install demo test lint browser bench bench-dedupe bench-write bench-scale clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench-write: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/python benchmarks/caption_eval.py
 	$(BIN)/python benchmarks/haiku_eval.py
+
+# ingest + features local vs Ray (synthetic JPEGs), dedupe search at 100k vectors, projected cost at 1M / 10M
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

@@ -268,7 +268,17 @@ class Cache:
         with self.batch():
             self.conn.executemany("INSERT OR REPLACE INTO vectors (kind, sha, shape, data) VALUES (?, ?, ?, ?)", rows)
 
+    def vector_keys(self, kind: str, shas: Iterable[str]) -> set[str]:
+        """The shas that have a vector under `kind` (without reading the vectors)."""
+        sql = "SELECT sha FROM vectors WHERE kind = ? AND sha IN ({marks})"
+        return {r[0] for r in self._select(sql, shas, kind)}
+
     # -- small JSON values --------------------------------------------------------------------------------
+
+    def json_keys(self, kind: str, shas: Iterable[str]) -> set[str]:
+        """The shas that have a JSON value under `kind`."""
+        sql = "SELECT sha FROM json_values WHERE kind = ? AND sha IN ({marks})"
+        return {r[0] for r in self._select(sql, shas, kind)}
 
     def get_json(self, kind: str, shas: Iterable[str]) -> dict[str, Any]:
         sql = "SELECT sha, value FROM json_values WHERE kind = ? AND sha IN ({marks})"

@@ -55,14 +55,47 @@ def run(
         typer.Option("--adapter", help="LoRA adapter folder from `photopoet train style` (OUT/best) for captions."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the summary.")] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            help="Where decoding, quality checks and image features run: 'local' (this process, the default) or "
+            "'ray' (Ray Data on a Ray cluster, results kept as Parquet shards; needs the 'ray' extra). "
+            "Overrides executor.kind.",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster to join with --executor ray: 'auto' (on a cluster node) or ray://HEAD:10001. "
+            "Default: a Ray runtime started on this machine. Overrides executor.ray_address.",
+        ),
+    ] = None,
 ) -> None:
     """Run every stage on PHOTOS and write the posts, a report and posts.json to OUT.
 
     Results per photo are cached by content, so a rerun (or a run after a crash, or after adding photos)
     only computes what is new. With --adapter (or caption.adapter) generated captions are written in the
-    style the adapter learnt; cached captions of another adapter are not reused.
+    style the adapter learnt; cached captions of another adapter are not reused. With --executor ray the
+    per-photo work runs on Ray and is kept in shards (executor.shard_dir); the posts are the same as a local
+    run's.
     """
-    cfg = _load(config, {"caption": {"adapter": str(adapter)}} if adapter is not None else None)
+    overrides: dict = {}
+    if adapter is not None:
+        overrides["caption"] = {"adapter": str(adapter)}
+    ex: dict = {}
+    if executor is not None:
+        if executor not in ("local", "ray"):
+            _fail(f"--executor: expected 'local' or 'ray', got {executor!r}")
+        ex["kind"] = executor
+    if ray_address is not None:
+        ex["ray_address"] = ray_address
+    if ex:
+        overrides["executor"] = ex
+    cfg = _load(config, overrides or None)
+    if cfg.executor.kind == "local" and ray_address is not None:
+        _fail("--ray-address is only used with --executor ray")
     from photopoet.models.adapter import AdapterError
     from photopoet.pipeline import RunError
     from photopoet.pipeline import run as run_pipeline
@@ -73,6 +106,10 @@ def run(
         _fail(str(e))
     for e in res.excluded:
         typer.echo(f"skipped {e.path}: {e.reason}", err=True)
+    if res.executor is not None:
+        from photopoet.executors.ray_runner import describe
+
+        typer.echo(describe(res.executor))
     secs = sum(res.timings.values())
     typer.echo(
         f"{res.n_files} files: {len(res.photos)} photos, {res.set_aside} set aside (duplicates, similar shots or "

@@ -173,6 +173,17 @@ class CullConfig(_Section):
     closed_eyes: bool = Field(False, description="set aside photos where a judged face shows no open eye")
     min_face_px: int = Field(80, ge=24, le=512, description="faces narrower than this (at 512 px) are not judged")
     weights: CullWeights = Field(default_factory=CullWeights)
+    index: Literal["auto", "exact", "ivf", "partitioned"] = Field(
+        "auto",
+        description="near-duplicate candidate search: exact (flat), ivf (PCA + inverted file), partitioned "
+        "(k-means partitions searched exactly, SemDeDup-style); auto: exact up to 20,000 photos, ivf above",
+    )
+    partition_size: int = Field(
+        2000, ge=50, le=1_000_000, description="partitioned index: mean photos per k-means partition"
+    )
+    partition_copies: int = Field(
+        2, ge=1, le=8, description="partitioned index: nearest partitions each photo joins (pairs split by a border)"
+    )
 
     @field_validator("remove")
     @classmethod
@@ -501,6 +512,37 @@ class TrainStyleConfig(_Section):
         return v
 
 
+class ExecutorConfig(_Section):
+    """Where the per-photo work (decode, quality, features) runs: in this process, or on a Ray cluster."""
+
+    kind: Literal["local", "ray"] = Field("local", description="local: this process; ray: Ray Data map_batches")
+    ray_address: str | None = Field(
+        None, description="null: start a Ray runtime on this machine; 'auto' or 'ray://host:10001': join a cluster"
+    )
+    shard_dir: Path | None = Field(
+        None,
+        description="feature shards (Parquet, by content hash); null: <cache dir>/shards, or OUT/shards with the "
+        "cache off. On a cluster: a folder every node sees",
+    )
+    batch_size: int = Field(64, ge=1, le=100_000, description="photos per map_batches batch; one shard file each")
+    cpus_per_worker: int = Field(2, ge=1, le=256, description="CPUs each Ray actor reserves; also its torch threads")
+    workers: int | None = Field(None, ge=1, le=100_000, description="Ray actors; null: as many as the CPUs allow")
+    num_cpus: int | None = Field(
+        None, ge=1, le=100_000, description="local runtime only: CPUs Ray may use; null: all of this machine's"
+    )
+    object_store_mb: int = Field(1024, ge=128, le=1_000_000, description="local runtime only: object store size")
+
+    @field_validator("ray_address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip()
+        if not v:
+            raise ValueError("is empty; use null for a local Ray runtime, 'auto', or ray://host:port")
+        return v
+
+
 class Config(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
@@ -517,6 +559,7 @@ class Config(_Section):
     triplets: TripletsConfig = Field(default_factory=TripletsConfig)
     train_style: TrainStyleConfig = Field(default_factory=TrainStyleConfig)
     train_retriever: TrainRetrieverConfig = Field(default_factory=TrainRetrieverConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -10,9 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from photopoet.cache import Cache
 from photopoet.config import Config
+from photopoet.executors import ExecutorError
+from photopoet.executors import prepare as prepare_executor
 from photopoet.fsutil import atomic_write_json, is_within
 from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, Understood
@@ -41,6 +44,7 @@ class RunResult:
     embedded: int = 0
     set_aside: int = 0  # photos culled from posts (still listed in posts.json with their verdict)
     plots: list[dict] = field(default_factory=list)  # the grouping and label plots shown in the report
+    executor: Any = None  # executor "ray": its RayStats (files sent, computed, imported, shard folder)
 
     @property
     def n_files(self) -> int:
@@ -96,6 +100,14 @@ def run(
     timings: dict[str, float] = {}
     cache, cache_dir = open_cache(cfg)
     with cache:
+        t = stage("executor") if cfg.executor.kind != "local" else time.perf_counter()
+        try:  # executor "ray": decode, quality and features on Ray, into the cache; the stages below only read
+            pre = prepare_executor(photos_dir, out, cfg, cache, cache_dir, progress=progress)
+        except ExecutorError as e:
+            raise RunError(str(e)) from None
+        if pre is not None:
+            timings["executor"] = time.perf_counter() - t
+
         t = stage("ingest")
         ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
         timings["ingest"] = time.perf_counter() - t
@@ -141,15 +153,17 @@ def run(
             plots=plots,
         )
         timings["render"] = time.perf_counter() - t
+    on_ray = pre.computed if pre is not None else 0  # decoded and embedded on Ray, read from the cache here
     return RunResult(
         out=out,
         photos=photos,
         posts=posts,
         excluded=ing.excluded,
         timings=timings,
-        decoded=ing.decoded,
-        reused=ing.reused,
-        embedded=und.computed,
+        decoded=ing.decoded + on_ray,
+        reused=ing.reused - on_ray,
+        embedded=und.computed + on_ray,
         set_aside=len(culled.culled),
         plots=plots,
+        executor=pre,
     )

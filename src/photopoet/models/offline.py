@@ -101,14 +101,23 @@ class EfficientNetLite0Encoder:
 
         model = self._load()
         feats, probs = [], []
+        bs = self.batch_size
         with torch.inference_mode():
-            for i in range(0, len(batch), self.batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(batch[i : i + self.batch_size])).to(self._device)
+            for i in range(0, len(batch), bs):
+                chunk = batch[i : i + bs]
+                n = len(chunk)
+                if n < bs:
+                    # Always the same forward shape: at a fixed batch size and thread count an image's features do
+                    # not depend on its batch mates or place (measured: bit-identical), while another batch size
+                    # moves them by ~1e-7. So a photo gets the same features however the photos were batched
+                    # (a rerun that adds photos, or the Ray executor's batches).
+                    chunk = np.concatenate([chunk, np.zeros((bs - n, *chunk.shape[1:]), np.float32)])
+                x = torch.from_numpy(np.ascontiguousarray(chunk)).to(self._device)
                 x = x.contiguous(memory_format=torch.channels_last)
                 pooled = model.extract_features(x).mean(dim=(2, 3))
-                logits = model._fc(pooled)  # dropout is the identity in eval mode
-                feats.append(torch.nn.functional.normalize(pooled, dim=1).float().cpu().numpy())
-                probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+                logits = model._fc(pooled)  # dropout is the identity in eval mode; full batch: same GEMM shape
+                feats.append(torch.nn.functional.normalize(pooled[:n], dim=1).float().cpu().numpy())
+                probs.append(torch.softmax(logits[:n].float(), dim=1).cpu().numpy())
         return ImageOutput(features=np.concatenate(feats), probs=np.concatenate(probs))
 
 

@@ -18,7 +18,8 @@ Tiers (strongest first)
 
 Only pairs whose feature cosine reaches ``candidate_cosine`` are compared at all. Candidates come from a kNN
 index over the image features (FAISS: exact inner product for small sets, an approximate IVF index over
-PCA-reduced vectors above :data:`APPROX_ABOVE` photos), never from a dense n x n matrix; photos with the same
+PCA-reduced vectors above :data:`APPROX_ABOVE` photos, or with ``cull.index: partitioned`` k-means partitions
+searched exactly, SemDeDup-style, for millions), never from a dense n x n matrix; photos with the same
 bytes, or the same size and perceptual hash, are candidates too.
 
 Best shot: a weighted score of detail (sharpness relative to contrast), exposure, open eyes and resolution
@@ -409,6 +410,69 @@ def knn_pairs(
     return [(int(i), int(j), float(c)) for i, j, c in zip(lo[keep], hi[keep], cos[keep], strict=True)]
 
 
+def partitioned_pairs(
+    features: np.ndarray,
+    k: int,
+    min_cosine: float,
+    *,
+    partition_size: int = 2000,
+    copies: int = 2,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[tuple[int, int, float]]:
+    """Like :func:`knn_pairs`, for millions of rows: SemDeDup-style partitions searched exactly.
+
+    The rows are split by spherical k-means (``faiss.Kmeans``, about ``n / partition_size`` centroids, trained
+    on a sample of 64 rows per centroid, over the PCA-128 vectors when the features are wider) and each row
+    joins its `copies` nearest partitions, so a pair near a border still meets in one of them. Inside each
+    partition every row's `k` nearest neighbours are found exactly (``IndexFlatIP`` on the full vectors), so
+    memory and time per partition are bounded by the partition, not by n, and partitions are independent
+    (they can run anywhere). Cosines are exact. With one partition this is :func:`knn_pairs` exact.
+    """
+    import faiss
+
+    n = len(features)
+    if n < 2:
+        return []
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    n_parts = max(1, min(n // 39, round(n / partition_size)))  # faiss wants >= 39 training rows per centroid
+    if n_parts == 1:
+        return knn_pairs(x, k, min_cosine, approximate=False)
+    y = _pca_reduce(x, 128) if x.shape[1] > 128 else x
+    km = faiss.Kmeans(y.shape[1], n_parts, niter=10, spherical=True, seed=seed, verbose=False)
+    rng = np.random.default_rng(seed)
+    km.train(y[rng.choice(n, min(n, 64 * n_parts), replace=False)])
+    _, assign = km.index.search(y, min(copies, n_parts))
+    del y
+    order = np.argsort(assign.reshape(-1), kind="stable")
+    rows_of = np.repeat(np.arange(n, dtype=np.int64), assign.shape[1])[order]
+    parts = np.split(rows_of, np.flatnonzero(np.diff(assign.reshape(-1)[order])) + 1)
+    found: dict[int, float] = {}
+    for members in tqdm(parts, desc="partitions", unit="part", disable=not progress):
+        if len(members) < 2:
+            continue
+        for i, j, c in knn_pairs(x[members], k, min_cosine, approximate=False):
+            a, b = int(members[i]), int(members[j])
+            found[min(a, b) * n + max(a, b)] = c
+    return [(key // n, key % n, c) for key, c in sorted(found.items())]
+
+
+def candidate_pairs(features: np.ndarray, cfg: CullConfig, *, progress: bool = False) -> list[tuple[int, int, float]]:
+    """The cull stage's kNN candidates with the index ``cfg.index`` picks (``auto``: exact up to
+    :data:`APPROX_ABOVE` rows, IVF above)."""
+    if cfg.index == "partitioned":
+        return partitioned_pairs(
+            features,
+            cfg.neighbors,
+            cfg.candidate_cosine,
+            partition_size=cfg.partition_size,
+            copies=cfg.partition_copies,
+            progress=progress,
+        )
+    approximate = None if cfg.index == "auto" else cfg.index == "ivf"
+    return knn_pairs(features, cfg.neighbors, cfg.candidate_cosine, approximate=approximate)
+
+
 def _pca_reduce(x: np.ndarray, dim: int) -> np.ndarray:
     """Rows of `x` projected on their top `dim` principal axes (fitted on :data:`PCA_TRAIN` sampled rows, by an
     eigendecomposition of their covariance in float64: faster here than faiss's PCAMatrix), renormalised."""
@@ -685,7 +749,7 @@ def cull(
             for b in range(a + 1, len(members)):
                 i, j = members[a], members[b]
                 cand[(i, j)] = float(feats[i] @ feats[j])
-    for i, j, c in knn_pairs(feats, cfg.neighbors, cfg.candidate_cosine):
+    for i, j, c in candidate_pairs(feats, cfg, progress=progress):
         cand.setdefault((i, j), c)
 
     pairs = _Pairs(photos, sig, cache)
