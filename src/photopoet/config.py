@@ -495,6 +495,9 @@ class TrainStyleConfig(_Section):
     )
     metric: StyleMetric = Field("rougeL", description="validation metric early stopping and best/ follow")
     patience: int = Field(2, ge=1, le=100, description="epochs without a better metric before stopping")
+    min_delta: float = Field(
+        1e-4, ge=0, le=1, description="a validation score counts as better only by more than this (noise, rounding)"
+    )
     max_length: int = Field(256, ge=32, le=4096, description="longest prompt + caption in tokens (caption cut first)")
     prompt_examples: int = Field(
         0, ge=0, le=10, description="style examples in training prompts (0: the adapter carries the style)"

@@ -544,7 +544,12 @@ def train_style(
         )
         val = m[tc.metric]
         better = best is None or (
-            not math.isnan(val) and (val < best["value"] if tc.metric in LOWER_IS_BETTER else val > best["value"])
+            not math.isnan(val)
+            and (
+                val < best["value"] - tc.min_delta
+                if tc.metric in LOWER_IS_BETTER
+                else val > best["value"] + tc.min_delta
+            )
         )
         if better:
             best = {"step": step, "epoch": round(epoch, 3), "metric": tc.metric, "value": _r(val), "scores": row}
