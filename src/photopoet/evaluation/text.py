@@ -10,6 +10,7 @@ are listed and left out of the scores.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,8 @@ def _object(path: Path, n: int, line: str) -> tuple[str | None, dict | None, str
     return str(key), obj, None
 
 
-def load_predictions(path: Path | str) -> Loaded:
-    """``{id: text}`` from ``{"id", "text"}`` lines; bad lines and repeated ids reported and skipped."""
-    p = Path(path)
-    out = Loaded({})
+def _records(p: Path, out: Loaded) -> Iterator[tuple[str, str, dict]]:
+    """``(where, id, object)`` for each usable line of ``p``; blank lines skipped, bad ones added to ``out``."""
     for n, line in enumerate(_read_lines(p), start=1):
         if not line.strip():
             continue
@@ -62,11 +61,19 @@ def load_predictions(path: Path | str) -> Loaded:
         if err:
             out.problems.append(err)
             continue
+        yield f"{p}:{n}", key, obj
+
+
+def load_predictions(path: Path | str) -> Loaded:
+    """``{id: text}`` from ``{"id", "text"}`` lines; bad lines and repeated ids reported and skipped."""
+    p = Path(path)
+    out = Loaded({})
+    for where, key, obj in _records(p, out):
         text = obj.get("text")
         if not isinstance(text, str):
-            out.problems.append(f"{p}:{n}: 'text' must be a string (id {key})")
+            out.problems.append(f"{where}: 'text' must be a string (id {key})")
         elif key in out.items:
-            out.problems.append(f"{p}:{n}: id {key} already has a prediction; this one is skipped")
+            out.problems.append(f"{where}: id {key} already has a prediction; this one is skipped")
         else:
             out.items[key] = text
     return out
@@ -76,18 +83,12 @@ def load_references(path: Path | str) -> Loaded:
     """``{id: [refs]}`` from ``{"id", "refs": [...]}`` (or ``{"id", "text"}``) lines; bad lines reported."""
     p = Path(path)
     out = Loaded({})
-    for n, line in enumerate(_read_lines(p), start=1):
-        if not line.strip():
-            continue
-        key, obj, err = _object(p, n, line)
-        if err:
-            out.problems.append(err)
-            continue
+    for where, key, obj in _records(p, out):
         refs = obj.get("refs", None)
         if refs is None and isinstance(obj.get("text"), str):
             refs = [obj["text"]]
         if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
-            out.problems.append(f"{p}:{n}: 'refs' must be a non-empty list of strings (id {key})")
+            out.problems.append(f"{where}: 'refs' must be a non-empty list of strings (id {key})")
             continue
         out.items.setdefault(key, []).extend(refs)
     return out

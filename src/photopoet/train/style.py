@@ -562,21 +562,16 @@ def train_style(
         echo(f"  no better {tc.metric} than {best['value']:.4f} (step {best['step']}) for {bad_epochs} epoch(s)")
         return bad_epochs >= tc.patience
 
+    def result(resumed_from: int) -> TrainResult:
+        split = {k: len(v) for k, v in parts.items()}
+        return TrainResult(
+            out, step, total_steps, step / steps_per_epoch, history, best, stopped, resumed_from, report, split
+        )
+
     if stopped or step >= total_steps:
         why = "stopped early" if stopped else f"reached step {step} of {total_steps}"
         echo(f"{out}: this run has already {why}; nothing to do (raise --epochs or --max-steps to go on)")
-        return TrainResult(
-            out,
-            step,
-            total_steps,
-            step / steps_per_epoch,
-            history,
-            best,
-            stopped,
-            step,
-            report,
-            {k: len(v) for k, v in parts.items()},
-        )
+        return result(resumed_from=step)
 
     if step == 0 and not history:  # the untrained adapter is the first score to beat
         run_eval(0.0)
@@ -623,18 +618,7 @@ def train_style(
     if stopped:
         echo(f"early stopping: {tc.metric} did not improve for {tc.patience} epoch(s); best at step {best['step']}")
     echo(f"best adapter: {best_dir}  (use: photopoet caption ... --adapter {best_dir})")
-    return TrainResult(
-        out,
-        step,
-        total_steps,
-        step / steps_per_epoch,
-        history,
-        best,
-        stopped,
-        resumed_from,
-        report,
-        {k: len(v) for k, v in parts.items()},
-    )
+    return result(resumed_from)
 
 
 class _StopOnSigint:
