@@ -83,13 +83,19 @@ def test_unreadable_files_are_reported(photos, tmp_path: Path, fake_generator):
     assert r.exit_code == 2 and "no readable photo" in r.stderr
 
 
-def test_run_fills_caption_hashtags_and_haiku(tmp_path: Path, photos, fake_generator):
-    from photopoet.pipeline import run
-
+def _shoot(tmp_path: Path, photos) -> Path:
+    """The test photos moved into one folder, as a run takes them."""
     folder = tmp_path / "shoot"
     folder.mkdir()
     for p in photos:
         p.rename(folder / p.name)
+    return folder
+
+
+def test_run_fills_caption_hashtags_and_haiku(tmp_path: Path, photos, fake_generator):
+    from photopoet.pipeline import run
+
+    folder = _shoot(tmp_path, photos)
     fake_generator.outputs = [HAIKU_OUT]
     cfg = load_config(
         overrides={
@@ -119,10 +125,7 @@ def test_rerun_reuses_written_texts(tmp_path: Path, photos, fake_generator):
     # a rerun (or a run after a crash) does not generate again the texts of posts it already wrote
     from photopoet.pipeline import run
 
-    folder = tmp_path / "shoot"
-    folder.mkdir()
-    for p in photos:
-        p.rename(folder / p.name)
+    folder = _shoot(tmp_path, photos)
     fake_generator.outputs = [HAIKU_OUT]
     cfg = load_config(
         overrides={
