@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_models
 from write_fakes import HashEncoder
 
 from photopoet.config import ConfigError, load_config
@@ -31,41 +32,8 @@ WORDS = ["river", "campus", "stage", "hills", "market", "portrait", "festival", 
 
 
 def make_tiny_gemma(d: Path) -> Path:
-    """A randomly initialised Gemma 3 text model with a tiny byte-level BPE tokenizer, saved to ``d``."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
-
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<eos>", "<bos>", "<pad>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tk.train_from_iterator(CAPTIONS * 3 + ["Topic: Caption: Instagram captions written by a club"], trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", bos_token="<bos>", pad_token="<pad>")
-    cfg = Gemma3TextConfig(
-        vocab_size=tk.get_vocab_size(),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=512,
-        sliding_window=64,
-        layer_types=["sliding_attention", "full_attention"],
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = Gemma3ForCausalLM(cfg)
-    d.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
+    """The tiny Gemma of :mod:`tiny_models` with a tokenizer trained on this file's captions."""
+    return tiny_models.make_tiny_gemma(d, CAPTIONS * 3)
 
 
 @pytest.fixture(scope="module")

@@ -55,3 +55,42 @@ def make_tiny_clip(d: Path) -> Path:
         from transformers import CLIPImageProcessor as Proc
     Proc(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(d)
     return d
+
+
+def make_tiny_gemma(d: Path, texts: list[str]) -> Path:
+    """A randomly initialised 2-layer Gemma 3 text model (32-d) with a byte-level BPE tokenizer trained on ``texts``,
+    saved to ``d``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<eos>", "<bos>", "<pad>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tk.train_from_iterator(list(texts) + ["Topic: Caption: Instagram captions written by a club"], trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", bos_token="<bos>", pad_token="<pad>")
+    cfg = Gemma3TextConfig(
+        vocab_size=tk.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=512,
+        sliding_window=64,
+        layer_types=["sliding_attention", "full_attention"],
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = Gemma3ForCausalLM(cfg)
+    d.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d

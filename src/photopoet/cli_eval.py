@@ -230,3 +230,51 @@ def text(
         it = res.image_text
         names = [k for k in ("clip_score", "ref_clip_score", "agreement", "ref_similarity") if k in it]
         typer.echo(", ".join(f"{k} {it[k]:.4f}" for k in names) + f" on {it['n']} photos ({it['scale']})")
+
+
+@eval_app.command("prefix-vlm")
+def prefix_vlm(
+    model: Annotated[Path, typer.Option("--model", "-m", help="OUT/best of train prefix-vlm.")],
+    data: Annotated[Path, typer.Option("--data", help="JSON lines of posts: post_id, caption, images.")],
+    images: Annotated[Path, typer.Option("--images", help="Folder holding the posts' image files.")],
+    split: Annotated[
+        str, typer.Option("--split", help="test (the held-out quarter training never saw), val, train or all.")
+    ] = "test",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the generated captions here (JSON lines).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of settings to change.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Caption posts with a trained prefix VLM and score it: LM loss, InfoNCE, image->text R@1 (with chance),
+    the loss gap when each post gets another post's photos, and the generated captions' BLEU-1/2/4 and ROUGE-L
+    against the posts' own captions."""
+    from photopoet.cli_common import load as _load
+    from photopoet.fsutil import atomic_write_text
+    from photopoet.train.prefix_vlm import evaluate_posts
+    from photopoet.train.style import TrainError
+
+    cfg = _load(config, None)
+    try:
+        m, samples = evaluate_posts(
+            model, data, images, cfg, split=split, progress=not quiet, echo=lambda s: typer.echo(s, err=True)
+        )
+    except TrainError as e:
+        _fail(str(e))
+    if out is not None:
+        atomic_write_text(out, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
+    if as_json:
+        typer.echo(json.dumps({"split": split, **m}, ensure_ascii=False))
+        return
+    typer.echo(f"{split} split, {m['n']} posts:")
+    typer.echo(f"  LM loss {m['val_loss']:.4f}  (with another post's photos: +{m['image_gap']:.4f})")
+    typer.echo(f"  InfoNCE {m['val_nce']:.4f}  image->text R@1 {m['r_at_1']:.3f} (chance {m['chance_r_at_1']:.3f})")
+    typer.echo(
+        f"  BLEU-1 {m['bleu1']:.4f}  BLEU-2 {m['bleu2']:.4f}  BLEU-4 {m['bleu4']:.4f}  ROUGE-L {m['rougeL']:.4f}  "
+        f"distinct captions {m['distinct']:.2f}  ({m['tokenizer']} tokens)"
+    )
+    for s in samples[:5]:
+        typer.echo(f"  {s['post_id']}: {s['generated']!r}")
+    if out is not None:
+        typer.echo(f"captions: {out}")

@@ -515,6 +515,47 @@ class TrainStyleConfig(_Section):
         return v
 
 
+VLMMetric = Literal["val_loss", "val_nce", "image_gap", "r_at_1", "rougeL", "bleu1", "bleu4"]
+
+
+class TrainVLMConfig(_Section):
+    """`photopoet train prefix-vlm`: a projection from the frozen image features into a frozen LM (research)."""
+
+    lm: str = Field("", description="causal LM folder or id; empty: the run's generator (Gemma 3 270M offline)")
+    image_tokens: int = Field(4, ge=1, le=256, description="LM input positions each photo fills")
+    max_images: int = Field(4, ge=1, le=32, description="photos of a post read by the model (the first ones)")
+    proj_hidden: int = Field(1024, ge=8, le=65536, description="hidden width of the projection MLP")
+    contrastive_dim: int = Field(256, ge=8, le=8192, description="size of the InfoNCE space")
+    contrastive_weight: float = Field(0.5, ge=0, le=100, description="InfoNCE weight beside the LM loss (0: off)")
+    temperature: float = Field(0.07, gt=0, le=1, description="InfoNCE starting temperature (learned)")
+    prompt: str = Field("Photos: {images}\nCaption:", description="text around the photos; {images}: <image> each")
+    epochs: int = Field(10, ge=1, le=10000)
+    max_steps: int = Field(0, ge=0, description="stop after this many optimizer steps in all; 0: no limit")
+    batch_size: int = Field(8, ge=1, le=4096, description="posts per step (also the InfoNCE batch)")
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+    weight_decay: float = Field(0.01, ge=0, le=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="share of the non-test posts held out for validation")
+    metric: VLMMetric = Field("val_loss", description="validation metric early stopping and best/ follow")
+    patience: int = Field(3, ge=1, le=1000)
+    min_delta: float = Field(1e-4, ge=0, le=1)
+    max_caption_tokens: int = Field(96, ge=4, le=4096, description="caption tokens trained on (the rest cut)")
+    eval_max_new_tokens: int = Field(40, ge=4, le=512, description="greedy tokens per generated caption")
+    no_repeat_ngram: int = Field(3, ge=0, le=32, description="generated captions repeat no n-gram this long (0: off)")
+    generate_every_eval: bool = Field(True, description="generate validation captions (BLEU, ROUGE-L) each epoch")
+    save_steps: int = Field(50, ge=1, description="also save last/ every this many steps (and at each epoch end)")
+    seed: int = Field(0, ge=0)
+
+    @field_validator("prompt")
+    @classmethod
+    def _images_slot(cls, v: str) -> str:
+        if v.count("{images}") != 1:
+            raise ValueError("must hold {images} exactly once (where the photos go)")
+        if "<image>" in v.replace("{images}", ""):
+            raise ValueError("must not hold <image> itself; write {images}")
+        return v
+
+
 class ExecutorConfig(_Section):
     """Where the per-photo work (decode, quality, features) runs: in this process, or on a Ray cluster."""
 
@@ -562,6 +603,7 @@ class Config(_Section):
     triplets: TripletsConfig = Field(default_factory=TripletsConfig)
     train_style: TrainStyleConfig = Field(default_factory=TrainStyleConfig)
     train_retriever: TrainRetrieverConfig = Field(default_factory=TrainRetrieverConfig)
+    train_vlm: TrainVLMConfig = Field(default_factory=TrainVLMConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     def to_yaml(self) -> str:
