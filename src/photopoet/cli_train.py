@@ -210,7 +210,7 @@ def prefix_vlm(
     ] = None,
     contrastive_weight: Annotated[
         float | None,
-        typer.Option("--contrastive-weight", min=0.0, help="InfoNCE weight beside the LM loss (default 0.5; 0: off)."),
+        typer.Option("--contrastive-weight", min=0.0, help="InfoNCE weight beside the LM loss (default 0.1; 0: off)."),
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over the posts (default 10).")] = None,
     max_steps: Annotated[

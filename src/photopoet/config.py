@@ -526,7 +526,7 @@ class TrainVLMConfig(_Section):
     max_images: int = Field(4, ge=1, le=32, description="photos of a post read by the model (the first ones)")
     proj_hidden: int = Field(1024, ge=8, le=65536, description="hidden width of the projection MLP")
     contrastive_dim: int = Field(256, ge=8, le=8192, description="size of the InfoNCE space")
-    contrastive_weight: float = Field(0.5, ge=0, le=100, description="InfoNCE weight beside the LM loss (0: off)")
+    contrastive_weight: float = Field(0.1, ge=0, le=100, description="InfoNCE weight beside the LM loss (0: off)")
     temperature: float = Field(0.07, gt=0, le=1, description="InfoNCE starting temperature (learned)")
     prompt: str = Field("Photos: {images}\nCaption:", description="text around the photos; {images}: <image> each")
     epochs: int = Field(10, ge=1, le=10000)

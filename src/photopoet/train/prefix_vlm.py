@@ -610,7 +610,8 @@ def train_prefix_vlm(
     stop_after: int | None = None,
 ) -> VLMTrainResult:
     """Train the projection and heads; see the module docstring. Writes ``OUT/best``, ``OUT/last``,
-    ``OUT/split.json``, ``OUT/cleaning.json``, ``OUT/history.jsonl`` and ``OUT/samples/step-N.jsonl``.
+    ``OUT/initial`` (the untrained projection, a baseline for ``eval prefix-vlm``), ``OUT/split.json``,
+    ``OUT/cleaning.json``, ``OUT/history.jsonl`` and ``OUT/samples/step-N.jsonl``.
 
     ``features`` defaults to the run's image features of ``images`` (tests pass their own). ``stop_after``
     ends the call after that many steps of it, as a kill would (tests)."""
@@ -782,7 +783,8 @@ def train_prefix_vlm(
         why = "stopped early" if stopped else f"reached step {step} of {total_steps}"
         echo(f"{out}: this run has already {why}; nothing to do (raise --epochs or --max-steps to go on)")
         return result()
-    if step == 0 and not history:  # the untrained projection is the first score to beat
+    if step == 0 and not history:  # the untrained projection is the first score to beat, and kept as a baseline
+        _swap_in(out / "initial", lambda d: _save_model(model, d, meta({"step": 0})))
         run_eval(0.0)
     model.train()
     bar = tqdm(total=total_steps, initial=step, desc="training", unit="step", disable=not progress)
