@@ -274,3 +274,49 @@ def test_poem_uses_a_fine_tuned_retriever_for_the_words(tmp_path, base, pairs_fi
         PoemWriter(cfg, tmp_path / "cache", text_encoder=start, index=ix.path, retriever=tmp_path / "nope").write(
             None, "月亮"
         )
+
+
+def test_a_fine_tuned_retriever_scores_on_the_threshold_s_scale(tmp_path, base, pairs_file):
+    """Training spreads the cosines (a good match scored 0.67 after training against the 0.80 threshold set on
+    the starting model's scale, so a line was generated instead of the retrieved one): the run records the shift
+    of the median own-line cosine on the validation poems, and the poem writer adds it to the words' cosines."""
+    from photopoet.poetry.select import PoemWriter
+
+    out = tmp_path / "run"
+    res = train_retriever(load_pairs(pairs_file), out, small_cfg(), epochs=1, encoder=TorchE5Encoder(model_file=base),
+                          progress=False, log=lambda m: None)  # fmt: skip
+    m = res.metrics
+    before, best = m["before"]["val"]["pos_cosine"], json.loads((out / "best" / "metrics.json").read_text())
+    offset = json.loads((out / "best" / "encoder.json").read_text())["text_score_offset"]
+    assert offset == pytest.approx(before - best["val"]["pos_cosine"], abs=1e-4) and offset != 0
+    start = TorchE5Encoder(model_file=base)
+    ix = _small_index(tmp_path / "ix", start)
+    words = "诗人说：" + ix.simplified[4].rstrip("。")
+
+    def writer(threshold: float) -> PoemWriter:
+        cfg = load_config(overrides={"poem": {"threshold": threshold}, "cache": {"dir": str(tmp_path / "cache")}})
+        return PoemWriter(cfg, tmp_path / "cache", text_encoder=start, index=ix.path, retriever=out / "best",
+                          generator=_LineGenerator(), progress=False)  # fmt: skip
+
+    w = writer(0.8)
+    assert w.text_encoder.score_offset == offset
+    shifted = w.candidates(None, words)
+    w.text_encoder.score_offset = 0.0
+    raw = w.candidates(None, words)
+    assert [c.line_id for c in shifted] == [c.line_id for c in raw]  # the order is the retriever's own
+    assert all(a.score == pytest.approx(b.score + offset, abs=1e-5) for a, b in zip(shifted, raw, strict=True))
+    # a threshold between the raw and the shifted best score: the retrieved line is kept only with the offset
+    between = (raw[0].score + shifted[0].score) / 2
+    w = writer(between)
+    assert (w.write(None, words)["generated"] is False) == (offset > 0)
+    w.text_encoder.score_offset = 0.0
+    assert (w.write(None, words)["generated"] is True) == (offset > 0)
+
+
+class _LineGenerator:
+    """Always the same line: ``generated`` says whether the writer asked for one."""
+
+    name = "fixed-line"
+
+    def generate(self, prompts, **kw):
+        return [["春风又绿江南岸，明月何时照我还。"] for _ in prompts]

