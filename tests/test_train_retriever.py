@@ -124,7 +124,8 @@ def test_a_few_steps_train_save_and_load(tmp_path, base, pairs_file):
     assert res.steps == 3 and res.resumed_from == 0
     m = json.loads((out / "metrics.json").read_text())
     for key in ("before", "after_best", "after_last"):
-        assert set(m[key]["test"]) == {"n", "NDCG@1", "NDCG@5", "MRR@5", "Recall@5"}
+        assert set(m[key]["test"]) == {"n", "NDCG@1", "NDCG@5", "MRR@5", "Recall@5", "pos_cosine"}
+        assert -1 <= m[key]["test"]["pos_cosine"] <= 1
         assert m[key]["test"]["n"] == res.metrics["split"]["test"] > 0
     negs = [json.loads(x) for x in (out / "negatives.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(negs) == m["split"]["train"] and all(len(r["negatives"]) == 3 for r in negs)
