@@ -77,11 +77,13 @@ def _posts(d: Path, n: int = 24, bad_lines: bool = False) -> tuple[Path, PhotoFe
             v = centre[kind] + 0.4 * rng.normal(size=48)
             vec[f"p{i}_{j}.jpg"] = (v / np.linalg.norm(v)).astype(np.float32)
             names.append(f"p{i}_{j}.jpg")
+        if bad_lines and i == 20:
+            names.append("gone.jpg")  # one of its three photos is not in the folder
         lines.append(json.dumps({"post_id": f"q{i}", "caption": A if kind == 0 else B, "images": names}))
     if bad_lines:
         lines.insert(2, "{not json")
         lines.insert(5, json.dumps({"post_id": "nocap", "images": ["p0_0.jpg"]}))
-        lines.append(json.dumps({"post_id": "lost", "caption": "photos that are not there", "images": ["x.jpg"]}))
+        lines.append(json.dumps({"post_id": "missing", "caption": "photos that are not there", "images": ["x.jpg"]}))
     data = d / "posts.jsonl"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     (d / "img").mkdir(exist_ok=True)
@@ -159,9 +161,11 @@ def test_bad_lines_are_reported_with_their_number_and_skipped(two_caption_lm: Pa
                            echo=said.append)  # fmt: skip
     assert f"skipped {data}:3: not JSON (Expecting property name enclosed in double quotes)" in said
     assert f"skipped {data}:6: post nocap: no 'caption' text" in said
-    assert res.step == 1 and sum(res.split.values()) == 25  # 24 good posts and "lost"
-    if not is_test_post("lost"):  # its photos are missing: left out with a warning naming it
-        assert any("post lost: none of its 1 images" in s for s in said)
+    assert res.step == 1 and sum(res.split.values()) == 25  # 24 good posts and "missing"
+    assert not is_test_post("missing") and not is_test_post("q20")  # both are read in training
+    assert "warning: post missing: none of its 1 images is in the images folder; left out" in said
+    assert any(s.startswith("warning: post q20: 1 of 3 images not found") for s in said)
+    assert sum("warning" in s for s in said) == 2
 
 
 def test_refusals_name_the_reason(two_caption_lm: Path, tmp_path: Path) -> None:

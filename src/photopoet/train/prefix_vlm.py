@@ -129,10 +129,14 @@ def build_examples(
     out = []
     eos = tok.eos_token_id
     for p in posts:
-        names = tuple(x for x in p.images if x in feats.vectors)[: tc.max_images]
-        if not names:
+        found = tuple(x for x in p.images if x in feats.vectors)
+        if not found:
             echo(f"warning: post {p.post_id}: none of its {len(p.images)} images is in the images folder; left out")
             continue
+        if len(found) < len(p.images):
+            echo(f"warning: post {p.post_id}: {len(p.images) - len(found)} of {len(p.images)} images not found in "
+                 "the images folder (or unreadable); the others are used")  # fmt: skip
+        names = found[: tc.max_images]
         pi = prompt_ids(tok, tc.prompt, len(names), placeholder_id, tc.image_tokens)
         ti: list[int] = []
         if with_caption:
