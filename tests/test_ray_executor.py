@@ -207,3 +207,21 @@ def test_features_do_not_depend_on_batching():
     parts = [enc.encode(x[i : i + 3]) for i in (0, 3)]  # other batch mates, a padded last batch
     assert np.array_equal(whole.features, np.concatenate([p.features for p in parts]))
     assert np.array_equal(whole.probs, np.concatenate([p.probs for p in parts]))
+
+
+def test_an_actor_keeps_opencv_and_torch_to_its_cpus(ray_runtime, tmp_path):
+    """On a node of many cores an actor's OpenCV would otherwise start a thread per core (Ray caps only torch's
+    OpenMP), so 16 actors of 2 CPUs on a 32-core node would run 512 face-detection threads."""
+
+    @ray_runtime.remote(num_cpus=1)
+    def threads(cfg_data: dict, cache_dir: str) -> tuple[int, int]:
+        import cv2
+        import torch
+
+        from photopoet.executors.ray_runner import PhotoWorker
+
+        PhotoWorker(cfg_data, cache_dir, cache_dir, frozenset(), np.zeros((1, 384), np.float32))
+        return cv2.getNumThreads(), torch.get_num_threads()
+
+    cfg = load_config(None, {"executor": {"cpus_per_worker": 1}, "cache": {"dir": str(tmp_path)}})
+    assert ray_runtime.get(threads.remote(cfg.model_dump(mode="json"), str(tmp_path))) == (1, 1)

@@ -139,6 +139,7 @@ class PhotoWorker:
         known: frozenset[str],
         class_matrix: np.ndarray | None,
     ) -> None:
+        import cv2
         import torch
 
         from photopoet.models import create_image_encoder, create_mapper, create_text_encoder
@@ -147,6 +148,9 @@ class PhotoWorker:
         self.folder = Path(folder)
         self.known = set(known)
         torch.set_num_threads(self.cfg.executor.cpus_per_worker)
+        # OpenCV (face detection, resizing) starts a thread per core of the node unless told: keep it to the CPUs
+        # Ray gave this actor. Counts and verdicts do not depend on its thread count.
+        cv2.setNumThreads(self.cfg.executor.cpus_per_worker)
         m = self.cfg.models
         self.enc = create_image_encoder(m, Path(cache_dir))
         if class_matrix is not None:  # the driver's ConSE class matrix: the same text space, nothing re-embedded
