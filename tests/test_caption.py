@@ -64,6 +64,12 @@ def test_clean_removes_handles_urls_and_hashtags():
     assert clean_caption("Sunset over the lake. #goldenhour\n\nTopic: x") == "Sunset over the lake."
 
 
+def test_clean_drops_email_addresses_whole():
+    # the club signs posts with an address: URL rules alone left "montage@iitg." behind
+    assert clean_caption("Drop your reviews at montage@iitg.ac.in and enjoy!") == "Drop your reviews at and enjoy!"
+    assert clean_caption("Write to first.last+club@mail.example.com today.") == "Write to today."
+
+
 def test_clean_cuts_at_prompt_fields_and_repeats():
     assert clean_caption("A calm morning by the river. Topic: river; boats") == "A calm morning by the river."
     assert drop_repeats("the the band played played on") == "the band played on"

@@ -125,6 +125,9 @@ def test_cleaning_removes_handles_urls_hashtags_credits_and_trailing_dots() -> N
     assert clean_for_training("A night of rhythm, captured live on 12th April. Event credit @x")[0] == (
         "A night of rhythm, captured live on 12th April."
     )
+    text, removed = clean_for_training("Follow us on Instagram. Drop your reviews at montage@iitg.ac.in")
+    assert text == "Follow us on Instagram. Drop your reviews at" and removed["emails"] == ["montage@iitg.ac.in"]
+    assert not removed["urls"] and not removed["handles"]
     long = "One sentence here. " * 30
     cut, removed = clean_for_training(long, max_chars=100)
     assert len(cut) <= 100 and cut.endswith("here.") and removed["cut"]

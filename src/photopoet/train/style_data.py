@@ -4,10 +4,10 @@ A data file is JSON lines like the club's ``posts.jsonl``: ``post_id``, ``captio
 names under the images folder) are needed, ``event``, ``labels`` and ``hashtags`` are used when present. A line
 that cannot be used is reported as ``file:line: reason`` and skipped; the rest trains.
 
-Cleaning (:func:`clean_for_training`) removes what a caption writer must not learn to write: @handles, URLs,
-hashtags (moved out of the text: photopoet writes hashtags separately), credit lines left empty by that
-("Captured by:", "Credits:-"), runs of trailing dots, and cuts the caption to ``max_chars`` at a sentence
-end. Every removal is counted with examples for the cleaning report.
+Cleaning (:func:`clean_for_training`) removes what a caption writer must not learn to write: e-mail addresses,
+@handles, URLs, hashtags (moved out of the text: photopoet writes hashtags separately), credit lines left empty
+by that ("Captured by:", "Credits:-"), runs of trailing dots, and cuts the caption to ``max_chars`` at a
+sentence end. Every removal is counted with examples for the cleaning report.
 
 Split by post, never by photo: a post is a test post when the first hex digit of sha1(post_id) is below 4
 (the split ``benchmarks/caption_eval.py`` uses, so figures compare); of the other posts, ``val_fraction`` are
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from photopoet.stages.write.clean import _HANDLE, _HASHTAG, _URL, truncate
+from photopoet.stages.write.clean import _EMAIL, _HANDLE, _HASHTAG, _URL, truncate
 
 _CREDIT = re.compile(
     r"(?:\b(?:(?:event|photo|image|picture|video|pic)\s*)?credits?"
@@ -99,8 +99,11 @@ class CleaningReport:
 
 def clean_for_training(raw: str, max_chars: int = 300) -> tuple[str, dict[str, list[str]]]:
     """(cleaned caption, {kind: [removed piece, ...]}); the caption may be "" when nothing usable is left."""
-    removed: dict[str, list[str]] = {k: [] for k in ("handles", "urls", "hashtags", "credits", "trailing_dots", "cut")}
+    kinds = ("emails", "handles", "urls", "hashtags", "credits", "trailing_dots", "cut")
+    removed: dict[str, list[str]] = {k: [] for k in kinds}
     text = raw.replace("\r", "")
+    removed["emails"] = _EMAIL.findall(text)
+    text = _EMAIL.sub(" ", text)
     removed["urls"] = _URL.findall(text)
     text = _URL.sub(" ", text)
     removed["handles"] = _HANDLE.findall(text)

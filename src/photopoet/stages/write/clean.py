@@ -1,7 +1,7 @@
 """Cleaning generated text: what a small language model adds that a caption must not carry.
 
 Rules, in order: keep only the first paragraph and cut at a prompt field the model started to write
-("Event:", "Caption:", ...); drop URLs, @handles and #hashtags (hashtags are made separately); drop
+("Event:", "Caption:", ...); drop e-mail addresses, URLs, @handles and #hashtags (hashtags are made separately); drop
 repeated words and phrases and sentences said twice; trim stray quotes and punctuation; cut to a length
 limit at a sentence end (else a word end). The result may be empty: callers fall back to a template.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)  # before URLs: "a@iitg.ac.in" would lose ".ac.in"
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+\.(?:com|org|net|in|io|ly|me)(?:/\S*)?\b", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w@])@[\w.]+", re.UNICODE)
 _HASHTAG = re.compile(r"(?<![\w#&])#[^\s#]+", re.UNICODE)
@@ -78,6 +79,7 @@ def clean_caption(raw: str, max_chars: int = 300, min_chars: int = 10) -> str:
     m = _FIELD.search(text)
     if m:
         text = text[: m.start()]
+    text = _EMAIL.sub(" ", text)
     text = _URL.sub(" ", text)
     text = _HANDLE.sub(" ", text)
     text = _HASHTAG.sub(" ", text)
