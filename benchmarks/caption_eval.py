@@ -17,6 +17,12 @@ stemmer on), corpus BLEU (``sacrebleu``, tokeniser 13a, lower-cased, 0-100), and
 Generation: one call per post for "generative"; "hybrid" reuses the same continuations (memoised), so the two
 differ only by the threshold. Seconds per caption are wall-clock on this machine, model load excluded.
 
+Labels in the prompts and templates (``--labels``): ``run`` (default), the labels ``photopoet run`` gives the
+post's photos (zero-shot labels from the config's label list, kept when they are the best label of half the
+photos): what the product writes with; ``data``, the first three of the club's own labels (hashtag words a run
+never produces; the figures before this option existed were made that way). The event is the club's own, as a
+run on a folder named after the event would have it.
+
 With ``--adapter DIR`` (a style adapter from ``photopoet train style``, trained on the same train split) the
 generative and hybrid modes are run again with the adapter on the generator and as many style examples as the
 adapter was trained with (none by default): the "before" and "after" rows of one table. ``--no-base`` skips the
@@ -24,7 +30,7 @@ generative and hybrid rows without the adapter (the template row is always there
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python benchmarks/caption_eval.py [--club ../shared/club] [--limit N] [--out out/caption_eval.jsonl]
-        [--adapter OUT/best] [--no-base]
+        [--adapter OUT/best] [--no-base] [--labels run|data]
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from photopoet.fsutil import atomic_write_text
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter, agreement
 from photopoet.stages.write.clean import clean_caption
 from photopoet.stages.write.style import StyleBank, example_from_record
+from photopoet.stages.write.template import post_labels
 from photopoet.stages.write.texts import mean_vector, post_concepts
 
 
@@ -94,6 +101,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("out/caption_eval.jsonl"), help="per-post outputs")
     ap.add_argument("--adapter", type=Path, default=None, help="also score with this style adapter (train style)")
     ap.add_argument("--no-base", action="store_true", help="skip generative and hybrid without the adapter")
+    ap.add_argument(
+        "--labels", choices=["run", "data"], default="run", help="labels: as `photopoet run` makes them, or the club's"
+    )
     args = ap.parse_args()
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import BLEU
@@ -117,6 +127,7 @@ def main() -> None:
                 "vec": mean_vector([und.text_vectors[i] for i in members]),
                 "concepts": post_concepts([list(und.photos[i].concepts) for i in members]),
                 "n": len(members),
+                "labels": post_labels([und.photos[i] for i in members]),
                 "ref": reference(d["caption"]),
             }
         )
@@ -158,7 +169,8 @@ def main() -> None:
         acfg = ccfg.model_copy(update={"style_examples": n_ex})
         awriter = CaptionWriter(acfg, generator=agen, text_encoder=txt, style=style if n_ex else None)
         runs += [("generative + adapter", awriter, "generative"), ("hybrid + adapter", awriter, "hybrid")]
-        print(f"adapter: {args.adapter} ({n_ex} style examples in its prompts)")
+        trained = adapter_meta(args.adapter).get("labels", "data")
+        print(f"adapter: {args.adapter} ({n_ex} style examples in its prompts, trained with {trained} labels)")
     outs: dict[str, list] = {name: [] for name, _, _ in runs}
     lines = []
     for r in tqdm(test, desc="captions", unit="post"):
@@ -166,7 +178,7 @@ def main() -> None:
         item = CaptionInput(
             id=d["post_id"],
             event=d.get("event"),
-            labels=tuple(d.get("labels") or [])[:3],
+            labels=tuple(r["labels"]) if args.labels == "run" else tuple(d.get("labels") or [])[:3],
             concepts=tuple(r["concepts"]),
             n_photos=r["n"],
             image_vector=r["vec"],
@@ -184,7 +196,7 @@ def main() -> None:
     refs = [r["ref"] for r in test]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     bleu = BLEU(tokenize="13a", lowercase=True)
-    print(f"\nCaptions on the test split ({len(test)} posts, references: the club's captions):\n")
+    print(f"\nCaptions on the test split ({len(test)} posts, {args.labels} labels, references: the club's captions):\n")
     print("| mode | ROUGE-L F1 | BLEU | BLEU-4 (coco) | CIDEr | mean agreement | generated share | mean chars |")
     print("|---|---|---|---|---|---|---|---|")
     for mode, o in outs.items():

@@ -171,6 +171,29 @@ def test_split_is_by_post_and_keeps_the_benchmark_test_split(tmp_path: Path) -> 
     assert split_posts(posts, 0.25, seed=0) == parts and split_posts(posts, 0.25, seed=1) != parts
 
 
+def test_prompts_carry_the_labels_run_gives_the_photos_unless_told_data(tmp_path: Path, tiny_gemma: Path) -> None:
+    from dataclasses import replace
+
+    from transformers import AutoTokenizer
+
+    from photopoet.stages.write.style import topic_text
+    from photopoet.train.style import build_examples
+
+    data = tmp_path / "posts.jsonl"
+    write_data(data, n=6)
+    posts, _ = load_posts(data)
+    feats = {pid: replace(f, labels=("night", "people")) for pid, f in fake_features(6).items()}
+    tok = AutoTokenizer.from_pretrained(str(tiny_gemma))
+    by_run = build_examples(posts, feats, tok, 256)
+    by_data = build_examples(posts, feats, tok, 256, labels="data")
+    for post, r, d in zip(posts, by_run, by_data, strict=True):
+        assert r.item.labels == ("night", "people") and d.item.labels == post.labels[:3] != r.item.labels
+        assert r.prompt.endswith(f"Topic: {topic_text(post.event, ('night', 'people'), r.item.concepts)}\nCaption:")
+        assert d.prompt.endswith(f"Topic: {topic_text(post.event, post.labels, d.item.concepts)}\nCaption:")
+    with pytest.raises(ConfigError, match="train_style.labels"):
+        load_config(overrides={"train_style": {"labels": "hashtags"}})
+
+
 # -------------------------------------------------------------------------------------------- training
 
 
@@ -183,7 +206,7 @@ def test_trains_writes_best_and_last_and_says_nothing_to_do_after(tmp_path: Path
     for d in ("best", "last"):
         check_adapter_dir(out / d)
         meta = json.loads((out / d / "photopoet_adapter.json").read_text())
-        assert meta["generator"] == "tiny-gemma@test" and meta["prompt_examples"] == 0
+        assert meta["generator"] == "tiny-gemma@test" and meta["prompt_examples"] == 0 and meta["labels"] == "run"
     assert {"optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json"} <= {
         p.name for p in (out / "last").iterdir()
     }
@@ -259,6 +282,7 @@ def test_early_stopping(tmp_path: Path, tiny_gemma: Path) -> None:
     per_epoch = -(-res.split["train"] // 4)
     assert res.stopped_early and res.step == 2 * per_epoch < res.total_steps
     assert res.best["step"] == 0 and any("early stopping" in x for x in logs)
+    assert any(x.startswith("warning: no epoch scored a better val_loss") for x in logs)  # best/ is the base model
 
 
 def test_loss_on_caption_tokens_equals_the_full_model_loss(tiny_gemma: Path) -> None:

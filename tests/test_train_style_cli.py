@@ -29,7 +29,8 @@ def club(tmp_path: Path, images) -> tuple[Path, Path]:
     first_train = next(i for i in range(12) if not is_test_post(f"c{i}"))
     for i in range(12):
         pics = [f"{names[i % 4]}.jpg", f"{names[(i + 1) % 4]}.jpg"] + (["gone.jpg"] if i == first_train else [])
-        lines.append(json.dumps({"post_id": f"c{i}", "event": "Fest", "caption": CAPTIONS[i % 8], "images": pics}))
+        post = {"post_id": f"c{i}", "event": "Fest", "labels": ["festhashtag"], "caption": CAPTIONS[i % 8]}
+        lines.append(json.dumps({**post, "images": pics}))
     lines.insert(3, "{broken")
     data = tmp_path / "posts.jsonl"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -45,12 +46,24 @@ def tiny_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return gen
 
 
+LABELS = ["cat", "coffee", "rocket", "astronaut", "person"]
+
+
 def test_train_style_cli_then_caption_with_the_adapter(club, tiny_generator, tmp_path: Path) -> None:
     data, img = club
     out = tmp_path / "style"
+    conf = tmp_path / "labels.yaml"  # a label list these photos fit, and every best label kept
+    conf.write_text(json.dumps({"understand": {"labels": LABELS, "threshold": 0.0}}), encoding="utf-8")
     res = runner.invoke(app, ["train", "style", "--data", str(data), "--images", str(img), "--out", str(out),
-                              "--max-steps", "2", "--quiet"])  # fmt: skip
+                              "--max-steps", "2", "--quiet", "--config", str(conf)])  # fmt: skip
     assert res.exit_code == 0, res.output
+    # the prompts hold the labels a run gives these photos from the label list, never the data file's own
+    samples = [json.loads(x) for f in sorted((out / "samples").glob("*.jsonl")) for x in f.read_text().splitlines()]
+    assert samples
+    for s in samples:
+        event, labels, _concepts = s["topic"].split("; ")
+        assert event == "Fest" and labels and set(labels.split(", ")) <= set(LABELS), s["topic"]
+        assert "festhashtag" not in s["topic"]
     assert f"skipped {data}:4: not JSON" in res.output
     first_train = next(i for i in range(12) if not is_test_post(f"c{i}"))
     assert f"post c{first_train}: 1 of 3 images not found" in res.output

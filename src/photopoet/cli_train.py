@@ -33,6 +33,14 @@ def style(
     patience: Annotated[
         int | None, typer.Option("--patience", help="Epochs without a better metric before stopping (default 2).")
     ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            help="Labels in the training prompts: 'run' (default) the ones `photopoet run` gives the photos, from "
+            "understand.labels; 'data' the data file's own labels.",
+        ),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML file; train_style: holds LoRA r, alpha, modules, ...")
     ] = None,
@@ -50,7 +58,10 @@ def style(
     if metric is not None and metric not in METRICS:
         _fail(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     over: dict[str, Any] = {"train_style": {}}
-    for k, v in (("max_steps", max_steps), ("epochs", epochs), ("metric", metric), ("patience", patience)):
+    if labels is not None and labels not in ("run", "data"):
+        _fail(f"--labels must be 'run' or 'data', got {labels!r}")
+    given = {"max_steps": max_steps, "epochs": epochs, "metric": metric, "patience": patience, "labels": labels}
+    for k, v in given.items():
         if v is not None:
             over["train_style"][k] = v
     cfg = _load(config, over)

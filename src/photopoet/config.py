@@ -502,6 +502,11 @@ class TrainStyleConfig(_Section):
     prompt_examples: int = Field(
         0, ge=0, le=10, description="style examples in training prompts (0: the adapter carries the style)"
     )
+    labels: Literal["run", "data"] = Field(
+        "run",
+        description="labels in the prompts: 'run' the ones `photopoet run` gives the post's photos (understand.labels),"
+        " 'data' the data file's own labels (only when they are what run writes)",
+    )
     eval_max_new_tokens: int = Field(48, ge=8, le=512, description="tokens per validation caption (greedy)")
     save_steps: int = Field(20, ge=1, description="also save last/ every this many steps (and at each epoch end)")
     seed: int = Field(0, ge=0)

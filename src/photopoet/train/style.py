@@ -4,6 +4,11 @@ Each training example is the prompt the product builds at run time (:func:`capti
 the photos' visual concepts, with ``train_style.prompt_examples`` style examples, none by default) followed by
 the club's cleaned caption and the end-of-text token; the loss covers the caption tokens only.
 
+The labels in those prompts are, by default (``train_style.labels: run``), the ones `photopoet run` gives the
+post's photos: zero-shot labels from ``understand.labels``, kept when they are the best label of half the
+post's photos. A club's data file carries its own labels (often hashtag words such as "spitivalley"), which a
+run never writes; an adapter trained on them would learn to lean on words it never sees when it is used.
+
 Why no style examples in training prompts by default: the adapter is meant to carry the club's style in its
 weights, so the few-shot examples are no longer needed; prompts without them are about four times shorter
 (faster steps on a CPU), and the model does not learn to lean on an example it could copy (the README notes that
@@ -46,7 +51,7 @@ from photopoet.fsutil import atomic_write_json, atomic_write_text
 from photopoet.models.adapter import ADAPTER_META
 from photopoet.stages.write.caption import CaptionInput, agreement, caption_prompt
 from photopoet.stages.write.clean import clean_caption
-from photopoet.stages.write.style import StyleBank, StyleExample
+from photopoet.stages.write.style import StyleBank, StyleExample, topic_text
 from photopoet.train.style_data import CleaningReport, PostRecord, load_posts, split_posts
 
 logger = logging.getLogger(__name__)
@@ -67,6 +72,7 @@ class PostFeatures:
     concepts: tuple[str, ...] = ()
     vector: np.ndarray | None = None  # the photos in the text space, L2-normalised
     n_photos: int = 0
+    labels: tuple[str, ...] = ()  # the labels `photopoet run` gives these photos (the config's label list)
 
 
 @dataclass
@@ -98,9 +104,10 @@ class TrainResult:
 def post_features(
     posts: Sequence[PostRecord], images_dir: Path, cfg: Config, *, progress: bool = True
 ) -> tuple[dict[str, PostFeatures], list[str]]:
-    """Concepts and text-space vector of each post's photos (the run's models and cache), and problems
-    (images the folder lacks). Posts with none of their images found get empty features."""
+    """Concepts, text-space vector and run-time labels of each post's photos (the run's models, cache and label
+    list), and problems (images the folder lacks). Posts with none of their images found get empty features."""
     from photopoet.evaluation.grouping import understand_folder
+    from photopoet.stages.write.template import post_labels
     from photopoet.stages.write.texts import mean_vector, post_concepts
 
     _, und = understand_folder(images_dir, cfg, progress=progress)
@@ -116,6 +123,7 @@ def post_features(
             concepts=tuple(post_concepts([list(und.photos[i].concepts) for i in members])),
             vector=mean_vector([und.text_vectors[i] for i in members]) if members else None,
             n_photos=len(members),
+            labels=tuple(post_labels([und.photos[i] for i in members])),
         )
     return feats, problems
 
@@ -123,12 +131,15 @@ def post_features(
 # ------------------------------------------------------------------------------------------------ examples
 
 
-def caption_input(post: PostRecord, feats: PostFeatures) -> CaptionInput:
-    """The run-time caption input for a past post (labels: its first three, as benchmarks/caption_eval.py)."""
+def caption_input(post: PostRecord, feats: PostFeatures, labels: str = "run") -> CaptionInput:
+    """The caption input `photopoet run` would build for a past post. ``labels``: "run" takes the labels the run
+    gives its photos (``feats.labels``), "data" the first three of the data file's own labels."""
+    if labels not in ("run", "data"):
+        raise ValueError(f"labels must be 'run' or 'data', not {labels!r}")
     return CaptionInput(
         id=post.post_id,
         event=post.event,
-        labels=tuple(post.labels[:3]),
+        labels=tuple(feats.labels) if labels == "run" else tuple(post.labels[:3]),
         concepts=feats.concepts,
         n_photos=max(feats.n_photos, 1),
         image_vector=feats.vector,
@@ -143,16 +154,16 @@ def build_examples(
     *,
     n_examples: int = 0,
     bank: StyleBank | None = None,
+    labels: str = "run",
 ) -> list[Example]:
-    """Prompt + caption token ids, labels -100 on the prompt (and padding) so the loss is on the caption."""
+    """Prompt + caption token ids, labels -100 on the prompt (and padding) so the loss is on the caption.
+    ``labels``: where the prompt's labels come from (see :func:`caption_input`)."""
     out = []
     eos = tok.eos_token_id
     for p in posts:
-        item = caption_input(p, feats.get(p.post_id, PostFeatures()))
+        item = caption_input(p, feats.get(p.post_id, PostFeatures()), labels)
         shown: list[StyleExample] = []
         if n_examples and bank is not None:
-            from photopoet.stages.write.style import topic_text
-
             near = bank.nearest(topic_text(item.event, item.labels, item.concepts), n_examples + 1)
             shown = [e for e in near if e.caption != p.caption][:n_examples]
         prompt = caption_prompt(item, shown)
@@ -270,7 +281,14 @@ def evaluate(
         if a is not None:
             agree.append(a)
         samples.append(
-            {"post_id": e.post.post_id, "generated": g, "raw": r, "reference": e.post.reference, "agreement": a}
+            {
+                "post_id": e.post.post_id,
+                "topic": topic_text(e.item.event, e.item.labels, e.item.concepts),
+                "generated": g,
+                "raw": r,
+                "reference": e.post.reference,
+                "agreement": a,
+            }
         )
     if was_training:
         model.train()
@@ -442,7 +460,7 @@ def train_style(
     bank = None
     if tc.prompt_examples:
         bank = StyleBank([StyleExample(r.caption, r.event, r.labels) for r in parts["train"]], text_encoder)
-    kw = {"n_examples": tc.prompt_examples, "bank": bank}
+    kw = {"n_examples": tc.prompt_examples, "bank": bank, "labels": tc.labels}
     train_ex = build_examples(parts["train"], features, tok, tc.max_length, **kw)
     val_ex = build_examples(parts["val"], features, tok, tc.max_length, **kw)
     fp = _fingerprint(cfg, generator_name, train_ex, val_ex)
@@ -517,7 +535,7 @@ def train_style(
         }
 
         def write(d: Path) -> None:
-            _save_adapter(model, d, generator_name, tc.prompt_examples, st)
+            _save_adapter(model, d, generator_name, tc, st)
             torch.save(opt.state_dict(), d / "optimizer.pt")
             torch.save(sched.state_dict(), d / "scheduler.pt")
             torch.save(_rng_state(), d / "rng.pt")
@@ -555,7 +573,7 @@ def train_style(
             best = {"step": step, "epoch": round(epoch, 3), "metric": tc.metric, "value": _r(val), "scores": row}
             bad_epochs = 0
             st = {"best": best, "history": history, "fingerprint": fp}
-            _swap_in(best_dir, lambda d: _save_adapter(model, d, generator_name, tc.prompt_examples, st))
+            _swap_in(best_dir, lambda d: _save_adapter(model, d, generator_name, tc, st))
             echo(f"  new best {tc.metric} {val:.4f}: {best_dir}")
             return False
         bad_epochs += 1
@@ -617,6 +635,12 @@ def train_style(
     bar.close()
     if stopped:
         echo(f"early stopping: {tc.metric} did not improve for {tc.patience} epoch(s); best at step {best['step']}")
+    if best and best.get("step") == 0 and step > 0:
+        echo(
+            f"warning: no epoch scored a better {tc.metric} on the {len(val_ex)} validation posts than the untrained "
+            "adapter, so best/ writes as the base model does; last/ holds the trained one. With few validation "
+            "posts generated-caption scores are noisy: --metric val_loss follows the loss on the club's captions"
+        )
     echo(f"best adapter: {best_dir}  (use: photopoet caption ... --adapter {best_dir})")
     return result(resumed_from)
 
@@ -654,12 +678,13 @@ def _r(v: Any) -> Any:
     return v
 
 
-def _save_adapter(model, d: Path, generator_name: str, prompt_examples: int, state: dict) -> None:
+def _save_adapter(model, d: Path, generator_name: str, tc: Any, state: dict) -> None:
     model.save_pretrained(str(d))
     meta = {
         "kind": "caption-style-lora",
         "generator": generator_name,
-        "prompt_examples": prompt_examples,
+        "prompt_examples": tc.prompt_examples,
+        "labels": tc.labels,
         "step": state.get("step", state.get("best", {}).get("step")),
         "best": state.get("best"),
     }
