@@ -171,7 +171,7 @@ def test_split_is_by_post_and_keeps_the_benchmark_test_split(tmp_path: Path) -> 
     assert split_posts(posts, 0.25, seed=0) == parts and split_posts(posts, 0.25, seed=1) != parts
 
 
-def test_prompts_carry_the_labels_run_gives_the_photos_unless_told_data(tmp_path: Path, tiny_gemma: Path) -> None:
+def test_prompts_carry_the_data_file_labels_or_those_run_gives_the_photos(tmp_path: Path, tiny_gemma: Path) -> None:
     from dataclasses import replace
 
     from transformers import AutoTokenizer
@@ -184,8 +184,8 @@ def test_prompts_carry_the_labels_run_gives_the_photos_unless_told_data(tmp_path
     posts, _ = load_posts(data)
     feats = {pid: replace(f, labels=("night", "people")) for pid, f in fake_features(6).items()}
     tok = AutoTokenizer.from_pretrained(str(tiny_gemma))
-    by_run = build_examples(posts, feats, tok, 256)
-    by_data = build_examples(posts, feats, tok, 256, labels="data")
+    by_run = build_examples(posts, feats, tok, 256, labels="run")
+    by_data = build_examples(posts, feats, tok, 256)  # the default: the data file's labels
     for post, r, d in zip(posts, by_run, by_data, strict=True):
         assert r.item.labels == ("night", "people") and d.item.labels == post.labels[:3] != r.item.labels
         assert r.prompt.endswith(f"Topic: {topic_text(post.event, ('night', 'people'), r.item.concepts)}\nCaption:")
@@ -206,7 +206,7 @@ def test_trains_writes_best_and_last_and_says_nothing_to_do_after(tmp_path: Path
     for d in ("best", "last"):
         check_adapter_dir(out / d)
         meta = json.loads((out / d / "photopoet_adapter.json").read_text())
-        assert meta["generator"] == "tiny-gemma@test" and meta["prompt_examples"] == 0 and meta["labels"] == "run"
+        assert meta["generator"] == "tiny-gemma@test" and meta["prompt_examples"] == 0 and meta["labels"] == "data"
     assert {"optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json"} <= {
         p.name for p in (out / "last").iterdir()
     }

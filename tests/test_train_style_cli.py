@@ -55,9 +55,9 @@ def test_train_style_cli_then_caption_with_the_adapter(club, tiny_generator, tmp
     conf = tmp_path / "labels.yaml"  # a label list these photos fit, and every best label kept
     conf.write_text(json.dumps({"understand": {"labels": LABELS, "threshold": 0.0}}), encoding="utf-8")
     res = runner.invoke(app, ["train", "style", "--data", str(data), "--images", str(img), "--out", str(out),
-                              "--max-steps", "2", "--quiet", "--config", str(conf)])  # fmt: skip
+                              "--max-steps", "2", "--quiet", "--config", str(conf), "--labels", "run"])  # fmt: skip
     assert res.exit_code == 0, res.output
-    # the prompts hold the labels a run gives these photos from the label list, never the data file's own
+    # --labels run: the prompts hold the labels a run gives these photos from the label list, not the file's own
     samples = [json.loads(x) for f in sorted((out / "samples").glob("*.jsonl")) for x in f.read_text().splitlines()]
     assert samples
     for s in samples:

@@ -28,7 +28,8 @@ def style(
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Passes over the training posts (default 5).")] = None,
     metric: Annotated[
-        str | None, typer.Option("--metric", help="Early stopping / best/ follow this: " + ", ".join(METRICS) + ".")
+        str | None,
+        typer.Option("--metric", help="Early stopping / best/ follow this (default val_loss): " + ", ".join(METRICS)),
     ] = None,
     patience: Annotated[
         int | None, typer.Option("--patience", help="Epochs without a better metric before stopping (default 2).")
@@ -37,8 +38,8 @@ def style(
         str | None,
         typer.Option(
             "--labels",
-            help="Labels in the training prompts: 'run' (default) the ones `photopoet run` gives the photos, from "
-            "understand.labels; 'data' the data file's own labels.",
+            help="Labels in the training prompts: 'data' (default) the data file's own; 'run' the ones "
+            "`photopoet run` gives the photos, from understand.labels.",
         ),
     ] = None,
     config: Annotated[

@@ -493,7 +493,11 @@ class TrainStyleConfig(_Section):
     val_fraction: float = Field(
         0.2, gt=0, lt=1, description="share of the training posts held out for validation and early stopping"
     )
-    metric: StyleMetric = Field("rougeL", description="validation metric early stopping and best/ follow")
+    metric: StyleMetric = Field(
+        "val_loss",
+        description="validation metric early stopping and best/ follow (the loss: generated-caption scores on a "
+        "dozen posts move more from noise than from training)",
+    )
     patience: int = Field(2, ge=1, le=100, description="epochs without a better metric before stopping")
     min_delta: float = Field(
         1e-4, ge=0, le=1, description="a validation score counts as better only by more than this (noise, rounding)"
@@ -502,10 +506,10 @@ class TrainStyleConfig(_Section):
     prompt_examples: int = Field(
         0, ge=0, le=10, description="style examples in training prompts (0: the adapter carries the style)"
     )
-    labels: Literal["run", "data"] = Field(
-        "run",
-        description="labels in the prompts: 'run' the ones `photopoet run` gives the post's photos (understand.labels),"
-        " 'data' the data file's own labels (only when they are what run writes)",
+    labels: Literal["data", "run"] = Field(
+        "data",
+        description="labels in the prompts: 'data' the data file's own, 'run' the ones `photopoet run` gives the "
+        "post's photos (understand.labels)",
     )
     eval_max_new_tokens: int = Field(48, ge=8, le=512, description="tokens per validation caption (greedy)")
     save_steps: int = Field(20, ge=1, description="also save last/ every this many steps (and at each epoch end)")

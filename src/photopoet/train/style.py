@@ -4,10 +4,11 @@ Each training example is the prompt the product builds at run time (:func:`capti
 the photos' visual concepts, with ``train_style.prompt_examples`` style examples, none by default) followed by
 the club's cleaned caption and the end-of-text token; the loss covers the caption tokens only.
 
-The labels in those prompts are, by default (``train_style.labels: run``), the ones `photopoet run` gives the
-post's photos: zero-shot labels from ``understand.labels``, kept when they are the best label of half the
-post's photos. A club's data file carries its own labels (often hashtag words such as "spitivalley"), which a
-run never writes; an adapter trained on them would learn to lean on words it never sees when it is used.
+The labels in those prompts are the data file's own (``train_style.labels: data``, the default) or the ones
+`photopoet run` gives the post's photos (``run``: zero-shot labels from ``understand.labels``, kept when they are
+the best label of half the post's photos). A club's own labels are often hashtag words ("spitivalley") that a
+run never writes, so ``run`` matches training to use; measured on the club's test posts with run-time labels,
+the adapter trained on the club's labels still scored as well or better (README, "Caption style fine-tuning").
 
 Why no style examples in training prompts by default: the adapter is meant to carry the club's style in its
 weights, so the few-shot examples are no longer needed; prompts without them are about four times shorter
@@ -131,7 +132,7 @@ def post_features(
 # ------------------------------------------------------------------------------------------------ examples
 
 
-def caption_input(post: PostRecord, feats: PostFeatures, labels: str = "run") -> CaptionInput:
+def caption_input(post: PostRecord, feats: PostFeatures, labels: str = "data") -> CaptionInput:
     """The caption input `photopoet run` would build for a past post. ``labels``: "run" takes the labels the run
     gives its photos (``feats.labels``), "data" the first three of the data file's own labels."""
     if labels not in ("run", "data"):
@@ -154,7 +155,7 @@ def build_examples(
     *,
     n_examples: int = 0,
     bank: StyleBank | None = None,
-    labels: str = "run",
+    labels: str = "data",
 ) -> list[Example]:
     """Prompt + caption token ids, labels -100 on the prompt (and padding) so the loss is on the caption.
     ``labels``: where the prompt's labels come from (see :func:`caption_input`)."""
