@@ -46,9 +46,11 @@ bench-write: $(STAMP)
 	$(BIN)/python benchmarks/caption_eval.py
 	$(BIN)/python benchmarks/haiku_eval.py
 
-# ingest + features local vs Ray (synthetic JPEGs), dedupe search at 100k vectors, projected cost at 1M / 10M
+# ingest + features local vs Ray (synthetic JPEGs), dedupe search at 100k vectors, projected cost at 1M / 10M;
+# then the club's photos through `photopoet run` with each executor (posts.json must be byte-identical)
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/club_executors.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache
