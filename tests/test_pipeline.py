@@ -195,17 +195,21 @@ def test_cli_run_and_errors(sample_dir, cfg_path, tmp_path):
 
 
 def test_help_on_every_command():
+    import typer
+
+    def paths(cmd, prefix: list[str]):
+        yield prefix
+        for name, sub in getattr(cmd, "commands", {}).items():  # a group (typer's own click classes)
+            yield from paths(sub, [*prefix, name])
+
     runner = CliRunner()
-    for args in (
-        ["--help"],
-        ["run", "--help"],
-        ["config", "--help"],
-        ["config", "show", "--help"],
-        ["samples", "--help"],
-        ["dedupe", "--help"],
-    ):
-        res = runner.invoke(app, args)
+    every = list(paths(typer.main.get_command(app), []))
+    assert ["train", "style"] in every and ["data", "triplets"] in every and len(every) > 20
+    for args in every:
+        res = runner.invoke(app, [*args, "--help"], terminal_width=80)
         assert res.exit_code == 0 and "Usage" in res.output, args
+        # flags read as flags (no "<bool>" placeholder), and no help line runs past the terminal
+        assert "<bool>" not in res.output and max(map(len, res.output.splitlines())) <= 80, args
 
 
 def test_outputs_get_normal_file_permissions(first_run):

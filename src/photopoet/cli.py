@@ -18,12 +18,13 @@ from photopoet.cli_train import register as register_train
 from photopoet.cli_write import register as register_write
 
 app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help: paragraphs reflowed to the terminal, defaults shown, flags bare
     help="Turn a folder of photos into ready-to-post sets: cull, group, caption, haiku and Chinese poetry.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")

@@ -10,7 +10,9 @@ import typer
 from photopoet.cli_common import fail as _fail
 from photopoet.cli_common import load as _load
 
-data_app = typer.Typer(help="Build training datasets from photos and their captions.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Build training datasets from photos and their captions.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @data_app.command("triplets")

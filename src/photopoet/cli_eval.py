@@ -10,7 +10,7 @@ import typer
 
 from photopoet.cli_common import fail as _fail
 
-eval_app = typer.Typer(help="Evaluate a stage against labelled data.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate a stage against labelled data.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def relative_groups(groups: list[Any], root: Path) -> list[tuple[str, list[str]]]:

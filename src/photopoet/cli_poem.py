@@ -11,7 +11,7 @@ import typer
 from photopoet.cli_common import fail as _fail
 from photopoet.cli_common import load as _load
 
-corpus_app = typer.Typer(help="Build poem line indexes from a corpus.", no_args_is_help=True)
+corpus_app = typer.Typer(help="Build poem line indexes from a corpus.", no_args_is_help=True, rich_markup_mode=None)
 
 ConfigOpt = Annotated[
     Path | None,

@@ -11,7 +11,9 @@ import typer
 from photopoet.cli_common import fail as _fail
 from photopoet.cli_common import load as _load
 
-train_app = typer.Typer(help="Fine-tune photopoet's models on your own posts.", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Fine-tune photopoet's models on your own posts.", no_args_is_help=True, rich_markup_mode=None
+)
 
 METRICS = ("rougeL", "bleu1", "bleu2", "bleu4", "agreement", "val_loss")
 
@@ -49,8 +51,8 @@ def style(
 ) -> None:
     """Teach the caption generator your club's style: LoRA on its past posts.
 
-    Captions are cleaned first (@handles, URLs, hashtags, empty credit lines, trailing dots; OUT/cleaning.json
-    says what went). Posts are split by post: a fixed quarter is the test split (never used here), a part of
+    Captions are cleaned first (e-mail addresses, @handles, URLs, hashtags, empty credit lines, trailing dots;
+    OUT/cleaning.json says what went). Posts are split by post: a fixed quarter is the test split (never used here), a part of
     the rest validates. Each epoch scores the validation posts (loss, BLEU-1/2/4, ROUGE-L, image-text
     agreement of generated captions) and keeps the best adapter in OUT/best; OUT/last holds the latest with
     the optimizer state, so running the same command again continues where it stopped.
