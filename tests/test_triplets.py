@@ -21,6 +21,7 @@ CAPTIONS = {
     "chelsea": "Our club cat sleeping in the sun.",
     "rocket": "A rocket on the launch pad before lift-off.",
 }
+CAT_AGAIN = "The cat again, awake now. Then asleep."  # the third cat photo has a caption of its own
 
 
 def variants(img: Image.Image) -> list[Image.Image]:
@@ -48,7 +49,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory, images: dict[str, Image.Ima
         ),
         json.dumps({"images": ["chelsea0.jpg", "chelsea1.jpg"], "caption": CAPTIONS["chelsea"]}),
         # per photo, with a relative path
-        json.dumps({"image": "sub/chelsea2.jpg", "caption": CAPTIONS["chelsea"]}),
+        json.dumps({"image": "sub/chelsea2.jpg", "caption": CAT_AGAIN}),
         json.dumps({"images": ["rocket0.jpg", "rocket1.jpg", "rocket2.jpg"], "caption": CAPTIONS["rocket"]}),
         "{not json",
         json.dumps({"image": "x.jpg"}),
@@ -84,7 +85,7 @@ def test_form_triplets_on_clusters() -> None:
 
 def test_load_captions_reports_bad_lines(folder: Path) -> None:
     caps = load_captions(folder / "captions.jsonl")
-    assert caps.by_name["coffee1.jpg"] == CAPTIONS["coffee"] and caps.by_name["sub/chelsea2.jpg"] == CAPTIONS["chelsea"]
+    assert caps.by_name["coffee1.jpg"] == CAPTIONS["coffee"] and caps.by_name["sub/chelsea2.jpg"] == CAT_AGAIN
     f = folder / "captions.jsonl"
     assert caps.problems == [
         f"{f}:5: not JSON (Expecting property name enclosed in double quotes)",
@@ -100,16 +101,17 @@ def read(out: Path) -> list[dict]:
 def test_build_groups_merges_and_resumes(folder: Path, tmp_path: Path) -> None:
     cfg = load_config(folder / "config.yaml")
     out = tmp_path / "triplets.jsonl"
-    gen = ScriptedGenerator(["Our club cat sleeping in three sunny photos.\nImage 4: more"])
+    gen = ScriptedGenerator(["Our club cat sleeping in three sunny photos. Then more\nImage 4: more"])
     res = build_triplets(
         folder / "photos", folder / "captions.jsonl", out, cfg, generator=gen, max_groups=1, progress=False
     )
     assert res.photos == 10 and res.with_caption == 9 and res.groups == 1 and res.written == 1
     assert res.captions_unmatched == 1 and any("broken.jpg" in p for p in res.problems)
-    assert len(gen.prompts) == 1 and DESCRIBE_INSTRUCTION in gen.prompts[0]
 
     res2 = build_triplets(folder / "photos", folder / "captions.jsonl", out, cfg, generator=gen, progress=False)
-    assert res2.groups == 3 and res2.skipped_done == 1 and res2.written == 2 and len(gen.prompts) == 3
+    assert res2.groups == 3 and res2.skipped_done == 1 and res2.written == 2
+    assert len(gen.prompts) == 1 and DESCRIBE_INSTRUCTION in gen.prompts[0]  # only the cats had two captions
+    assert res.generated + res2.generated == 1
     rows = read(out)
     assert len(rows) == 3 and len({r["group_id"] for r in rows}) == 3
     for r in rows:
@@ -117,15 +119,15 @@ def test_build_groups_merges_and_resumes(folder: Path, tmp_path: Path) -> None:
         scene = {Path(i).stem.rstrip("012") for i in r["image_ids"]}
         assert len(scene) == 1  # the three views of one scene, from the folder and its subfolder
         name = scene.pop()
-        assert r["captions"] == [CAPTIONS[name]] * 3 and r["group_id"] == group_id(r["image_ids"])
-        if name == "chelsea":  # the scripted sentence names the cat: kept, cut at its first line
-            assert (
-                r["merged_caption"] == "Our club cat sleeping in three sunny photos." and r["merged_by"] == "generator"
-            )
-        else:  # it names nothing of these captions: the central caption's first sentence instead
-            assert r["merged_caption"] == CAPTIONS[name] and r["merged_by"] == "fallback"
-        for cap in r["captions"]:
-            assert any(cap in p for p in gen.prompts)
+        assert r["group_id"] == group_id(r["image_ids"])
+        if name == "chelsea":  # the scripted answer names the cat: its first sentence is kept
+            assert sorted(r["captions"]) == sorted([CAPTIONS[name]] * 2 + [CAT_AGAIN])
+            assert all(cap in gen.prompts[0] for cap in r["captions"])
+            assert r["merged_caption"] == "Our club cat sleeping in three sunny photos."
+            assert r["merged_by"] == "generator"
+        else:  # one caption three times: it is the description, and the generator is not asked
+            assert r["captions"] == [CAPTIONS[name]] * 3
+            assert r["merged_caption"] == CAPTIONS[name] and r["merged_by"] == "identical"
 
     # a run killed in the middle of a line: the half line is dropped and that group written again
     text = out.read_text(encoding="utf-8")
@@ -148,7 +150,8 @@ def test_cli_without_generator_and_errors(folder: Path, tmp_path: Path) -> None:
     assert "10 photos, 9 with a caption: 3 triplets; 3 written" in res.stdout
     assert f"{folder / 'captions.jsonl'}:5: not JSON" in res.stderr and "broken.jpg" in res.stderr
     assert "1 captioned names match no photo" in res.stderr
-    assert all(r["merged_by"] == "fallback" for r in read(out))
+    by = {Path(r["image_ids"][0]).stem.rstrip("012"): r["merged_by"] for r in read(out)}
+    assert by == {"chelsea": "fallback", "coffee": "identical", "rocket": "identical"}
 
     few = tmp_path / "few.jsonl"
     few.write_text(json.dumps({"image": "coffee0.jpg", "caption": "one"}) + "\n")
@@ -163,6 +166,29 @@ def test_cli_without_generator_and_errors(folder: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "min_similarity (0.9) must be below max_similarity (0.5)" in res.stderr
 
 
+def test_merge_keeps_one_whole_grounded_sentence_or_falls_back() -> None:
+    from photopoet.train.triplets import merge_captions
+
+    cfg = TripletsConfig()
+    caps = ["A cup of coffee on a saucer.", "Coffee beans in a jar, and more.", "Steam over a cup."]
+    cases = [
+        ("Coffee in every frame, cup and beans. And the steam rises over", "Coffee in every frame, cup and beans."),
+        ("Coffee in every frame, cup and beans and the steam rising over the", None),  # cut by max_new_tokens
+        ("A rocket on the launch pad.", None),  # names nothing of the captions
+        ("", None),
+    ]
+    for answer, kept in cases:
+        text, by = merge_captions(caps, ScriptedGenerator([answer]), cfg)
+        if kept is None:
+            assert (text, by) == ("A cup of coffee on a saucer.", "fallback"), answer
+        else:
+            assert (text, by) == (kept, "generator"), answer
+    assert merge_captions(caps, None, cfg) == ("A cup of coffee on a saucer.", "fallback")
+    gen = ScriptedGenerator(["never asked"])
+    same = ["Our cat. Asleep.", " Our  cat. Asleep.", "Our cat. Asleep."]
+    assert merge_captions(same, gen, cfg) == ("Our cat.", "identical") and not gen.prompts
+
+
 @pytest.mark.slow
 def test_real_generator_merges_one_group(folder: Path, tmp_path: Path) -> None:
     from photopoet.models import create_generator
@@ -170,8 +196,7 @@ def test_real_generator_merges_one_group(folder: Path, tmp_path: Path) -> None:
     cfg = load_config(folder / "config.yaml", {"triplets": {"max_new_tokens": 24}})
     gen = create_generator(cfg.models, CacheConfig().resolved_dir())  # converted once into the user cache
     out = tmp_path / "real.jsonl"
-    res = build_triplets(
-        folder / "photos", folder / "captions.jsonl", out, cfg, generator=gen, max_groups=1, progress=False
-    )
-    (row,) = read(out)
-    assert res.written == 1 and row["merged_caption"].strip() and row["merged_by"] in ("generator", "fallback")
+    res = build_triplets(folder / "photos", folder / "captions.jsonl", out, cfg, generator=gen, progress=False)
+    (cats,) = [r for r in read(out) if CAT_AGAIN in r["captions"]]  # the one group with captions to merge
+    assert res.written == 3 and cats["merged_caption"].strip() and cats["merged_by"] in ("generator", "fallback")
+    assert cats["merged_caption"][-1] in ".!?"  # a whole sentence, never one cut by max_new_tokens

@@ -14,9 +14,12 @@
    form a group when every two of the three lie within ``[min_similarity, max_similarity)`` (above the
    maximum they are near-duplicates: an edited copy teaches nothing). Each photo is in at most one group.
 4. **Merged caption**: the generator gets the haiku stage's merged-description prompt (one concise sentence
-   of what all the images depict together) with the three captions, each cut to ``caption_chars``. A
-   continuation cleaned to nothing, or one naming no word of the captions, is replaced by the first sentence
-   of the group's central caption (``"merged_by": "fallback"``).
+   of what all the images depict together) with the three captions, each cut to ``caption_chars``, and its
+   first sentence is kept. A continuation that ran into ``max_new_tokens`` before its first sentence ended,
+   cleaned to nothing, or naming no word of the captions, is replaced by the first sentence of the group's
+   central caption (``"merged_by": "fallback"``). Three photos of one post often share its caption: there is
+   nothing to merge, so that caption's first sentence is the description and the generator is not asked
+   (``"merged_by": "identical"``).
 
 Output: one JSON line per group ``{"group_id", "image_ids", "captions", "merged_caption", "merged_by",
 "similarity"}``; ``group_id`` is a hash of the three image ids, so the same photos give the same id. The file
@@ -187,17 +190,22 @@ def first_sentence(text: str) -> str:
 
 
 def merge_captions(captions: Sequence[str], generator, cfg: TripletsConfig, central: int = 0) -> tuple[str, str]:
-    """(merged caption, "generator" or "fallback"): the haiku stage's merged-description prompt over the
-    captions; the central caption's first sentence when the continuation is unusable."""
+    """(merged caption, "generator", "fallback" or "identical"): the first sentence of the generator's answer
+    to the haiku stage's merged-description prompt; the central caption's first sentence when the answer is
+    unusable, or when the captions are one text (nothing to merge, the generator is not asked)."""
     from photopoet.stages.write.clean import clean_caption
     from photopoet.stages.write.haiku import _grounded, describe_prompt
 
     shown = [[cut(c, cfg.caption_chars)] for c in captions]
     fallback = first_sentence(cut(captions[central], cfg.caption_chars)) or cut(captions[central], 160)
+    if len({" ".join(c.split()) for c in captions}) == 1:
+        return fallback, "identical"
     if generator is None:
         return fallback, "fallback"
     raw = generator.generate([describe_prompt(shown)], max_new_tokens=cfg.max_new_tokens, temperature=0.0)[0][0]
-    text = clean_caption(raw.strip().split("\n")[0], max_chars=300, min_chars=8)
+    m = re.match(r"\s*(.+?[.!?])(?=\s|$)", raw.strip().split("\n")[0])
+    # no sentence end: the answer ran into max_new_tokens mid-sentence
+    text = clean_caption(m.group(1), max_chars=300, min_chars=8) if m else ""
     if text and _grounded(text, shown, ()):
         return text, "generator"
     return fallback, "fallback"
@@ -247,7 +255,7 @@ class TripletsResult:
     skipped_done: int  # already in the output file
     photos: int  # photos read
     with_caption: int  # of those, with a caption
-    generated: int  # merged by the generator this run (the rest: fallback)
+    generated: int  # merged by the generator this run (the rest: fallback, or identical captions)
     problems: list[str]  # caption lines skipped, photos not read, notes on the output file
     captions_unmatched: int  # caption entries naming no photo in the folder
 
