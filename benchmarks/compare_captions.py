@@ -4,8 +4,8 @@ Reads the per-post files ``benchmarks/caption_eval.py --out`` writes (one JSON o
 ``reference`` and one entry per mode with its ``caption``), pairs the posts of ``A`` and ``B`` by ``post_id``,
 scores each caption against the club's reference with ROUGE-L (``rouge-score``, as caption_eval.py) and prints
 per side the mean F1, precision, recall and caption length, how many posts B wins, and the mean difference B - A
-with a paired bootstrap 95% interval (resampling posts, seeded). An interval that holds 0 says the test posts
-cannot tell the two apart.
+with a paired bootstrap 95% percentile interval (``scipy.stats.bootstrap``, posts resampled, seeded). An
+interval that holds 0 says the test posts cannot tell the two apart.
 
     .venv/bin/python benchmarks/compare_captions.py A.jsonl B.jsonl [--mode-a M] [--mode-b M] [--rounds 10000]
 """
@@ -59,10 +59,18 @@ def main() -> None:
             "r": np.mean([x.recall for x in s]),
             "chars": np.mean([len(side[i][1]) for i in ids]),
         }
+    from scipy.stats import bootstrap
+
     diff = rows["B"]["f"] - rows["A"]["f"]
-    rng = np.random.default_rng(args.seed)
-    boot = diff[rng.integers(0, len(ids), (args.rounds, len(ids)))].mean(axis=1)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
+    ci = bootstrap(
+        (rows["A"]["f"], rows["B"]["f"]),
+        lambda x, y, axis=-1: np.mean(y - x, axis=axis),
+        paired=True,
+        n_resamples=args.rounds,
+        method="percentile",
+        rng=np.random.default_rng(args.seed),
+    ).confidence_interval
+    lo, hi = ci.low, ci.high
     print(f"{len(ids)} posts; A: {args.a} [{args.mode_a}]; B: {args.b} [{args.mode_b}]\n")
     print("| side | ROUGE-L F1 | precision | recall | mean chars |")
     print("|---|---|---|---|---|")
