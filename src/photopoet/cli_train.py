@@ -52,8 +52,8 @@ def style(
     """Teach the caption generator your club's style: LoRA on its past posts.
 
     Captions are cleaned first (e-mail addresses, @handles, URLs, hashtags, empty credit lines, trailing dots;
-    OUT/cleaning.json says what went). Posts are split by post: a fixed quarter is the test split (never used here), a part of
-    the rest validates. Each epoch scores the validation posts (loss, BLEU-1/2/4, ROUGE-L, image-text
+    OUT/cleaning.json says what went). Posts are split by post: a fixed quarter is the test split (never used
+    here), a part of the rest validates. Each epoch scores the validation posts (loss, BLEU-1/2/4, ROUGE-L, image-text
     agreement of generated captions) and keeps the best adapter in OUT/best; OUT/last holds the latest with
     the optimizer state, so running the same command again continues where it stopped.
     Use the result with `photopoet caption ... --adapter OUT/best` or `photopoet run ... --adapter OUT/best`.
