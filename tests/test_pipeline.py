@@ -219,3 +219,31 @@ def test_outputs_get_normal_file_permissions(first_run):
     os.umask(umask)
     for f in (res.out / "posts.json", res.out / "report.html", next((res.out / "posts").glob("*/01.jpg"))):
         assert os.stat(f).st_mode & 0o777 == 0o666 & ~umask, f
+
+
+def test_event_is_the_folder_name_unless_that_only_says_photos(tmp_path, monkeypatch):
+    from photopoet.pipeline import event_from_folder
+
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: tmp_path / "home"))
+    night = tmp_path / "Freshers Night 2024"
+    for sub in ("images", "DCIM/100CANON", "Camera Roll", "photos/export"):
+        (night / sub).mkdir(parents=True)
+        assert event_from_folder(night / sub) == "Freshers Night 2024", sub
+    assert event_from_folder(night) == "Freshers Night 2024"
+    deep = night / "photos" / "images" / "DCIM"  # three generic names: the event is not looked for further up
+    deep.mkdir(parents=True)
+    assert event_from_folder(deep) is None
+    (tmp_path / "home" / "Pictures").mkdir(parents=True)  # never the user's home folder's name
+    assert event_from_folder(tmp_path / "home" / "Pictures") is None
+
+
+def test_a_folder_called_images_is_not_the_event(tmp_path, sample_dir, cfg_path):
+    import shutil
+
+    photos = tmp_path / "Photo Walk 2024" / "images"
+    shutil.copytree(sample_dir, photos)
+    text = cfg_path.read_text(encoding="utf-8").replace("  event: Sample Week\n", "")
+    (tmp_path / "c.yaml").write_text(text, encoding="utf-8")
+    res = run(photos, tmp_path / "out", load_config(tmp_path / "c.yaml"), progress=False)
+    assert res.posts and all("Photo Walk 2024" in p.caption and "images" not in p.caption for p in res.posts)
+    assert all("#images" not in [t.lower() for t in p.hashtags] for p in res.posts)

@@ -231,7 +231,11 @@ class GroupConfig(_Section):
 
 
 class CaptionConfig(_Section):
-    event: str | None = Field(None, description="event name; default: the photo folder's name")
+    event: str | None = Field(
+        None,
+        description="event name; default: the photo folder's name, or its parent's when the folder is only called "
+        "images, DCIM, 100CANON, export, ... (up to two levels up)",
+    )
     openers: list[str] = Field(default_factory=lambda: ["Highlights from", "Moments from", "Scenes from"])
     base_hashtags: list[str] = Field(default_factory=lambda: ["#photography", "#photoclub"])
     label_hashtags: dict[str, list[str]] = Field(default_factory=dict)

@@ -6,6 +6,7 @@ folder -> ingest -> [Photo] -> understand -> [Understood] -> cull -> [Understood
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,34 @@ class RunResult:
     @property
     def n_files(self) -> int:
         return len(self.photos) + len(self.excluded)
+
+
+# Folder names that say where photos are kept, not what they show: never an event ("Highlights from images.")
+GENERIC_FOLDERS = frozenset(
+    {
+        *("images", "image", "imgs", "img", "photos", "photo", "pictures", "picture", "pics", "pic", "dcim"),
+        *("camera", "camera roll", "export", "exports", "exported", "upload", "uploads", "uploaded", "download"),
+        *("downloads", "new folder", "untitled folder", "raw", "jpg", "jpeg", "selects", "selected", "edited"),
+        *("edits", "final", "finals", "out", "output", "originals"),
+    }
+)
+_CAMERA_FOLDER = re.compile(r"^\d{3}[A-Z0-9_]{5}$", re.IGNORECASE)  # DCF camera folders: 100CANON, 101MSDCF
+
+
+def event_from_folder(photos_dir: Path, levels: int = 2) -> str | None:
+    """The event a photo folder is named after: its own name, or, while that is a generic name ("images",
+    "DCIM", "100CANON"), its parent's (up to ``levels`` steps up, never past the home folder); None when
+    every name on the way is generic."""
+    d = photos_dir.resolve()
+    home = Path.home().resolve()
+    for _ in range(levels + 1):
+        name = " ".join(d.name.replace("_", " ").split())
+        if not name or d == home:
+            return None
+        if name.lower() not in GENERIC_FOLDERS and not _CAMERA_FOLDER.match(d.name):
+            return d.name
+        d = d.parent
+    return None
 
 
 def open_cache(cfg: Config) -> tuple[Cache, Path]:
@@ -128,7 +157,7 @@ def run(
         timings["group"] = time.perf_counter() - t
 
         t = stage("write")
-        event = cfg.caption.event or photos_dir.resolve().name
+        event = cfg.caption.event or event_from_folder(photos_dir)
         by_path = {u.photo.path: u for u in photos}
         vectors = {u.photo.path: und.text_vectors[i] for i, u in enumerate(und.photos)}
         writer = TextWriter(cfg, cache_dir, text_encoder=models.text_encoder)
@@ -142,7 +171,7 @@ def run(
         atomic_write_json(out / "posts.json", posts_document(photos, posts, ing.excluded))
         render_report(
             out,
-            event,
+            event or photos_dir.resolve().name,
             posts,
             by_path,
             ing.excluded,

@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from photopoet.config import Config
 from photopoet.fsutil import atomic_write_bytes, atomic_write_json, is_within
+from photopoet.pipeline import event_from_folder
 from photopoet.records import Excluded
 from photopoet.web import state as st
 from photopoet.web.jobs import STAGE_NAMES, STAGES, Job, JobFailed, JobRunner
@@ -164,7 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
         cfg = s.cfg
         if ev:
             cfg = cfg.model_copy(update={"caption": cfg.caption.model_copy(update={"event": ev})})
-        return cfg, cfg.caption.event or photos_dir.resolve().name
+        return cfg, cfg.caption.event or event_from_folder(photos_dir) or ""
 
     def has_edits(doc: dict[str, Any] | None) -> bool:
         return bool(doc) and any(p["edited"] for p in doc["posts"])
