@@ -58,6 +58,18 @@ def test_bad_config_names_the_key(tmp_path, text, key, why):
     assert why in msg
 
 
+def test_a_bad_option_is_named_as_the_command_line_not_the_file(tmp_path):
+    path = write(tmp_path, "caption:\n  max_hashtags: 20\n")
+    with pytest.raises(ConfigError) as e:  # the flag's value is wrong, the file is fine
+        load_config(path, {"train_style": {"labels": "hashtags"}})
+    assert str(e.value).startswith("command line: train_style.labels:"), str(e.value)
+    with pytest.raises(ConfigError) as e:  # the file's value is wrong, whatever the flags say
+        load_config(write(tmp_path, "caption:\n  max_hashtags: 31\n"), {"train_style": {"labels": "run"}})
+    assert str(e.value).startswith(f"{path}: caption.max_hashtags:"), str(e.value)
+    res = CliRunner().invoke(app, ["train", "style", "--data", "d", "--images", "i", "--out", "o", "--labels", "x"])
+    assert res.exit_code == 2 and "command line: train_style.labels: Input should be 'data' or 'run'" in res.output
+
+
 def test_unreadable_and_non_mapping_files(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "missing.yaml")

@@ -53,16 +53,14 @@ def style(
 
     Captions are cleaned first (e-mail addresses, @handles, URLs, hashtags, empty credit lines, trailing dots;
     OUT/cleaning.json says what went). Posts are split by post: a fixed quarter is the test split (never used
-    here), a part of the rest validates. Each epoch scores the validation posts (loss, BLEU-1/2/4, ROUGE-L, image-text
-    agreement of generated captions) and keeps the best adapter in OUT/best; OUT/last holds the latest with
-    the optimizer state, so running the same command again continues where it stopped.
+    here), a part of the rest validates. Each epoch scores the validation posts (loss, BLEU-1/2/4, ROUGE-L,
+    image-text agreement of generated captions) and keeps the best adapter in OUT/best; OUT/last holds the
+    latest with the optimizer state, so running the same command again continues where it stopped.
     Use the result with `photopoet caption ... --adapter OUT/best` or `photopoet run ... --adapter OUT/best`.
     """
     if metric is not None and metric not in METRICS:
         _fail(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     over: dict[str, Any] = {"train_style": {}}
-    if labels is not None and labels not in ("run", "data"):
-        _fail(f"--labels must be 'run' or 'data', got {labels!r}")
     given = {"max_steps": max_steps, "epochs": epochs, "metric": metric, "patience": patience, "labels": labels}
     for k, v in given.items():
         if v is not None:

@@ -637,8 +637,20 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def _given(overrides: dict[str, Any] | None, loc: tuple) -> bool:
+    """Whether ``overrides`` (a command's options) set the key at ``loc``."""
+    node: Any = overrides
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return bool(loc)
+
+
+def _format_error(err: ValidationError, source: str, overrides: dict[str, Any] | None = None) -> str:
     first = err.errors()[0]
+    if _given(overrides, tuple(first["loc"])):  # a flag's value, not the file's
+        source = "command line"
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     kind = first["type"]
     if kind == "extra_forbidden":
@@ -677,4 +689,4 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_error(e, source)) from None
+        raise ConfigError(_format_error(e, source, overrides)) from None

@@ -1,9 +1,9 @@
 """Cleaning generated text: what a small language model adds that a caption must not carry.
 
 Rules, in order: keep only the first paragraph and cut at a prompt field the model started to write
-("Event:", "Caption:", ...); drop e-mail addresses, URLs, @handles and #hashtags (hashtags are made separately); drop
-repeated words and phrases and sentences said twice; trim stray quotes and punctuation; cut to a length
-limit at a sentence end (else a word end). The result may be empty: callers fall back to a template.
+("Event:", "Caption:", ...); drop e-mail addresses, URLs, @handles and #hashtags (hashtags are made
+separately); drop repeated words and phrases and sentences said twice; trim stray quotes and punctuation; cut
+to a length limit at a sentence end (else a word end). The result may be empty: callers fall back to a template.
 """
 
 from __future__ import annotations
