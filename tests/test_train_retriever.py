@@ -145,6 +145,23 @@ def test_a_few_steps_train_save_and_load(tmp_path, base, pairs_file):
     assert TorchE5Encoder(out / "best", model_file=base).name.startswith("e5-small-ft@")
 
 
+def test_a_best_that_does_not_beat_the_start_is_said(tmp_path, base, pairs_file):
+    data = load_pairs(pairs_file)
+    logs: list[str] = []
+    kw = {"encoder": TorchE5Encoder(model_file=base), "progress": False, "log": logs.append}
+    # a learning rate of almost nothing: the weights hardly move, so no epoch is better than the start
+    res = train_retriever(data, tmp_path / "flat", small_cfg(lr=1e-12), epochs=1, **kw)
+    before = res.metrics["before"]["val"]["MRR@5"]
+    assert res.metrics["best"]["val_MRR@5"] == pytest.approx(before, abs=1e-6)
+    assert res.metrics["best"]["beats_start"] is False
+    assert any(m.startswith("warning: no epoch beat the starting model") for m in logs)
+    logs.clear()
+    res = train_retriever(data, tmp_path / "fast", small_cfg(lr=5e-3), epochs=2, **kw)
+    beats = res.metrics["best"]["val_MRR@5"] > res.metrics["before"]["val"]["MRR@5"]
+    assert res.metrics["best"]["beats_start"] is beats
+    assert any(m.startswith("warning: no epoch beat") for m in logs) is not beats
+
+
 def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path, base, pairs_file):
     data = load_pairs(pairs_file)
     enc = TorchE5Encoder(model_file=base)

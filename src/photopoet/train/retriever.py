@@ -14,7 +14,9 @@
    (train_layers: 12 trains the whole encoder but the word embeddings).
 5. ``OUT/last/`` (every ``save_every`` steps, at each epoch's end and on Ctrl-C) holds the encoder, the
    optimizer and the step: running the same command again resumes there. ``OUT/best/`` holds the encoder of
-   the epoch with the best validation MRR@5. Folders are written beside their place and renamed into it.
+   the epoch with the best validation MRR@5; ``metrics.json`` says whether it beats the starting model there
+   (``best.beats_start``), and a warning is printed when it does not. Folders are written beside their place
+   and renamed into it.
    ``OUT/metrics.json``: held-out scores before and after, per-epoch validation scores, settings.
 """
 
@@ -516,6 +518,16 @@ def train_retriever(
         load_trained(enc.model, best_dir / "model.safetensors")
         line_vecs = se.encode(lines, "passage")
         metrics["after_best"] = {"val": scores(split.val, line_vecs), "test": scores(split.test, line_vecs)}
+    start = metrics.get("before", {}).get("val", {}).get("MRR@5")
+    if start is not None and "best" in metrics and split.val:
+        # best/ is chosen among trained epochs; say whether it beats the model it started from on validation
+        metrics["best"]["beats_start"] = bool(metrics["best"]["val_MRR@5"] > start)
+        if not metrics["best"]["beats_start"]:
+            log(
+                f"warning: no epoch beat the starting model on the {len(split.val)} validation pairs (MRR@5 "
+                f"{metrics['best']['val_MRR@5']:.4f} at best, {start:.4f} before): the default retriever may serve "
+                "as well; compare the test rows before using best/"
+            )
     metrics["steps"] = step
     metrics["split"] = {k: len(getattr(split, k)) for k in ("train", "val", "test")}
     metrics["split_poems"] = {k: sum(1 for v in split.poems.values() if v == k) for k in ("train", "val", "test")}
