@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from photopoet.config import Config
+from photopoet.config import Config, TrainStyleConfig
 from photopoet.fsutil import atomic_write_json, atomic_write_text
 from photopoet.models.adapter import ADAPTER_META
 from photopoet.stages.write.caption import CaptionInput, agreement, caption_prompt
@@ -679,7 +679,7 @@ def _r(v: Any) -> Any:
     return v
 
 
-def _save_adapter(model, d: Path, generator_name: str, tc: Any, state: dict) -> None:
+def _save_adapter(model, d: Path, generator_name: str, tc: TrainStyleConfig, state: dict) -> None:
     model.save_pretrained(str(d))
     meta = {
         "kind": "caption-style-lora",

@@ -184,9 +184,14 @@ def cut(text: str, n: int) -> str:
     return head or text[:n]
 
 
-def first_sentence(text: str) -> str:
+def whole_first_sentence(text: str) -> str | None:
+    """The first sentence of ``text`` when it ends (., ! or ?), else None."""
     m = re.match(r"(.+?[.!?])(\s|$)", text.strip())
-    return (m.group(1) if m else text.strip()).strip()
+    return m.group(1).strip() if m else None
+
+
+def first_sentence(text: str) -> str:
+    return whole_first_sentence(text) or text.strip()
 
 
 def merge_captions(captions: Sequence[str], generator, cfg: TripletsConfig, central: int = 0) -> tuple[str, str]:
@@ -203,9 +208,8 @@ def merge_captions(captions: Sequence[str], generator, cfg: TripletsConfig, cent
     if generator is None:
         return fallback, "fallback"
     raw = generator.generate([describe_prompt(shown)], max_new_tokens=cfg.max_new_tokens, temperature=0.0)[0][0]
-    m = re.match(r"\s*(.+?[.!?])(?=\s|$)", raw.strip().split("\n")[0])
-    # no sentence end: the answer ran into max_new_tokens mid-sentence
-    text = clean_caption(m.group(1), max_chars=300, min_chars=8) if m else ""
+    sentence = whole_first_sentence(raw.strip().split("\n")[0])  # None: cut by max_new_tokens mid-sentence
+    text = clean_caption(sentence, max_chars=300, min_chars=8) if sentence else ""
     if text and _grounded(text, shown, ()):
         return text, "generator"
     return fallback, "fallback"
