@@ -222,7 +222,7 @@ def test_outputs_get_normal_file_permissions(first_run):
 
 
 def test_event_is_the_folder_name_unless_that_only_says_photos(tmp_path, monkeypatch):
-    from photopoet.pipeline import event_from_folder
+    from photopoet.stages.write.template import event_from_folder
 
     monkeypatch.setattr(Path, "home", classmethod(lambda cls: tmp_path / "home"))
     night = tmp_path / "Freshers Night 2024"

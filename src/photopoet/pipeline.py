@@ -6,7 +6,6 @@ folder -> ingest -> [Photo] -> understand -> [Understood] -> cull -> [Understood
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -26,6 +25,7 @@ from photopoet.stages.ingest import ingest
 from photopoet.stages.plots import report_plots
 from photopoet.stages.render import posts_document, render_report, write_post_folders
 from photopoet.stages.understand import ModelSet, understand
+from photopoet.stages.write.template import event_from_folder
 from photopoet.stages.write.texts import TextWriter, write_texts
 
 
@@ -50,34 +50,6 @@ class RunResult:
     @property
     def n_files(self) -> int:
         return len(self.photos) + len(self.excluded)
-
-
-# Folder names that say where photos are kept, not what they show: never an event ("Highlights from images.")
-GENERIC_FOLDERS = frozenset(
-    {
-        *("images", "image", "imgs", "img", "photos", "photo", "pictures", "picture", "pics", "pic", "dcim"),
-        *("camera", "camera roll", "export", "exports", "exported", "upload", "uploads", "uploaded", "download"),
-        *("downloads", "new folder", "untitled folder", "raw", "jpg", "jpeg", "selects", "selected", "edited"),
-        *("edits", "final", "finals", "out", "output", "originals"),
-    }
-)
-_CAMERA_FOLDER = re.compile(r"^\d{3}[A-Z0-9_]{5}$", re.IGNORECASE)  # DCF camera folders: 100CANON, 101MSDCF
-
-
-def event_from_folder(photos_dir: Path, levels: int = 2) -> str | None:
-    """The event a photo folder is named after: its own name, or, while that is a generic name ("images",
-    "DCIM", "100CANON"), its parent's (up to ``levels`` steps up, never past the home folder); None when
-    every name on the way is generic."""
-    d = photos_dir.resolve()
-    home = Path.home().resolve()
-    for _ in range(levels + 1):
-        name = " ".join(d.name.replace("_", " ").split())
-        if not name or d == home:
-            return None
-        if name.lower() not in GENERIC_FOLDERS and not _CAMERA_FOLDER.match(d.name):
-            return d.name
-        d = d.parent
-    return None
 
 
 def open_cache(cfg: Config) -> tuple[Cache, Path]:

@@ -33,8 +33,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from photopoet.config import Config
 from photopoet.fsutil import atomic_write_bytes, atomic_write_json, is_within
-from photopoet.pipeline import event_from_folder
 from photopoet.records import Excluded
+from photopoet.stages.write.template import event_from_folder
 from photopoet.web import state as st
 from photopoet.web.jobs import STAGE_NAMES, STAGES, Job, JobFailed, JobRunner
 from photopoet.web.regen import Regenerator

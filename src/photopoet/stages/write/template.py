@@ -6,9 +6,37 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from photopoet.config import CaptionConfig
 from photopoet.records import Post, Understood
+
+# Folder names that say where photos are kept, not what they show: never an event ("Highlights from images.")
+GENERIC_FOLDERS = frozenset(
+    {
+        *("images", "image", "imgs", "img", "photos", "photo", "pictures", "picture", "pics", "pic", "dcim"),
+        *("camera", "camera roll", "export", "exports", "exported", "upload", "uploads", "uploaded", "download"),
+        *("downloads", "new folder", "untitled folder", "raw", "jpg", "jpeg", "selects", "selected", "edited"),
+        *("edits", "final", "finals", "out", "output", "originals"),
+    }
+)
+_CAMERA_FOLDER = re.compile(r"^\d{3}[A-Z0-9_]{5}$", re.IGNORECASE)  # DCF camera folders: 100CANON, 101MSDCF
+
+
+def event_from_folder(photos_dir: Path, levels: int = 2) -> str | None:
+    """The event a photo folder is named after: its own name, or, while that is a generic name ("images",
+    "DCIM", "100CANON"), its parent's (up to ``levels`` steps up, never past the home folder); None when
+    every name on the way is generic."""
+    d = photos_dir.resolve()
+    home = Path.home().resolve()
+    for _ in range(levels + 1):
+        name = " ".join(d.name.replace("_", " ").split())
+        if not name or d == home:
+            return None
+        if name.lower() not in GENERIC_FOLDERS and not _CAMERA_FOLDER.match(d.name):
+            return d.name
+        d = d.parent
+    return None
 
 
 def _event_tag(event: str) -> str:
