@@ -6,10 +6,19 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint browser bench bench-dedupe bench-write bench-scale clean
 
+# llama-cpp-python is built from source (PyPI has no wheel for it): the CPU library only, for any x86-64 with AVX2
+# (not -march=native, so a cached wheel also runs on another machine of the kind). About 5 minutes on 2 cores the
+# first time; pip keeps the wheel in its cache, so later installs take seconds.
+LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	@echo "installing llama-cpp-python (built from source the first time, about 5 minutes; cached after)"
+	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(BIN)/python -m pip install -q -c constraints.txt llama-cpp-python==0.3.36
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 

@@ -28,6 +28,7 @@ from photopoet.models import (
     create_text_encoder,
     list_models,
     offline,
+    release_generators,
 )
 from photopoet.models import base as mbase
 
@@ -431,7 +432,7 @@ def fake_conversion(monkeypatch: pytest.MonkeyPatch, tiny_lm: Path):
 
 
 def test_offline_generator_converts_once_and_lazily(fake_conversion, tmp_path: Path) -> None:
-    cfg = ModelsConfig()
+    cfg = ModelsConfig(engine="transformers")
     gen = create_generator(cfg, tmp_path)
     assert fake_conversion == []  # nothing happens until the first generate
     first = gen.generate(["the cat sat"], max_new_tokens=5)
@@ -440,7 +441,10 @@ def test_offline_generator_converts_once_and_lazily(fake_conversion, tmp_path: P
     assert (final / mbase.COMPLETE_MARKER).is_file() and (final / "config.json").is_file()
     assert sorted(p.name for p in final.parent.iterdir() if p.name.startswith(".") and "tmp" in p.name) == []
 
+    assert create_generator(cfg, tmp_path) is gen  # one generator per process for these settings
+    release_generators()
     again = create_generator(cfg, tmp_path)
+    assert again is not gen
     assert again.generate(["the cat sat"], max_new_tokens=5) == first
     assert len(fake_conversion) == 1  # loaded from the cache, not converted again
 
@@ -464,7 +468,7 @@ def test_failed_conversion_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch
         raise RuntimeError("killed halfway")
 
     monkeypatch.setattr(offline, "convert_gemma_gguf", broken)
-    gen = create_generator(ModelsConfig(), tmp_path)
+    gen = create_generator(ModelsConfig(engine="transformers"), tmp_path)
     with pytest.raises(RuntimeError, match="killed halfway"):
         gen.generate(["x"], max_new_tokens=2)
     models_dir = offline.gemma_cache_path(tmp_path).parent
@@ -486,10 +490,12 @@ def test_stale_half_built_folder_is_replaced(fake_conversion, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_real_gemma_generates() -> None:
-    """Converts the packaged GGUF into the user cache the first time (about a minute), then loads from there."""
+def test_real_gemma_generates_through_transformers() -> None:
+    """Converts the packaged GGUF into the user cache the first time (about a minute), then loads from there.
+    (llama.cpp, the default engine, is tested in test_llama_engine.py.)"""
     cache = CacheConfig().resolved_dir()
-    gen = create_generator(ModelsConfig(), cache)
+    gen = create_generator(ModelsConfig(engine="transformers"), cache)
+    assert gen.engine == "transformers"
     assert gen.name == "gemma3-270m-q4km@1"
     out = gen.generate(["The capital of France is", "Roses are red,"], max_new_tokens=6)
     assert len(out) == 2 and all(len(o) == 1 for o in out)

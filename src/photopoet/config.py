@@ -63,6 +63,14 @@ class ModelsConfig(_Section):
     )
     device: str = Field("cpu", description="'cpu', 'cuda' or 'auto'")
     conse_topk: int = Field(10, ge=1, le=1000, description="ImageNet classes mixed into an image's text vector")
+    engine: Literal["auto", "llama.cpp", "transformers"] = Field(
+        "auto",
+        description="offline generator engine: llama.cpp runs the GGUF directly (auto: llama.cpp when it is "
+        "installed, else transformers); style adapters always run through transformers",
+    )
+    threads: int = Field(
+        0, ge=0, le=256, description="llama.cpp threads; 0: the cores that are free when generation starts"
+    )
 
 
 class UnderstandConfig(_Section):

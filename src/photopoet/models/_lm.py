@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from photopoet.models.base import resolve_device
+from photopoet.models.base import resolve_device, stop_at
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class TransformersCausalLM:
     :meth:`adapted` gives a view of the same model with a LoRA adapter (``peft``) switched on; the base model
     itself keeps generating without it, so a caption adapter leaves the haiku alone and the weights load once.
     """
+
+    engine = "transformers"
 
     def __init__(
         self,
@@ -188,6 +190,7 @@ class TransformersCausalLM:
         seed: int = 0,
         *,
         adapter: str | None = None,
+        stop: Sequence[str] = (),
     ) -> list[list[str]]:
         if isinstance(prompts, str):
             raise TypeError("prompts must be a list of strings, not one string")
@@ -205,6 +208,8 @@ class TransformersCausalLM:
         step = self.batch_size if temperature == 0 else 1
         for i in range(0, len(prompts), step):
             out.extend(self._run(list(prompts[i : i + step]), gc, seed, adapter))
+        if stop:  # decoded in full, then cut: the same texts an engine that stops early gives
+            out = [[cut if (cut := stop_at(t, stop)) is not None else t for t in row] for row in out]
         return out
 
 
@@ -223,7 +228,9 @@ class AdaptedCausalLM:
         temperature: float = 0.0,
         num_return_sequences: int = 1,
         seed: int = 0,
+        *,
+        stop: Sequence[str] = (),
     ) -> list[list[str]]:
         return self.base.generate(
-            prompts, max_new_tokens, temperature, num_return_sequences, seed, adapter=self.adapter
+            prompts, max_new_tokens, temperature, num_return_sequences, seed, adapter=self.adapter, stop=stop
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
@@ -82,9 +82,21 @@ class Generator(Protocol):
         temperature: float = 0.0,
         num_return_sequences: int = 1,
         seed: int = 0,
+        *,
+        stop: Sequence[str] = (),
     ) -> list[list[str]]:
-        """Per prompt, ``num_return_sequences`` continuations (prompt stripped). Temperature 0 is greedy."""
+        """Per prompt, ``num_return_sequences`` continuations (prompt stripped). Temperature 0 is greedy. A
+        continuation ends before the first ``stop`` string that follows its leading whitespace (an engine may
+        stop decoding there; one that cannot cuts the text)."""
         ...
+
+
+def stop_at(text: str, stop: Sequence[str]) -> str | None:
+    """``text`` cut before the first of the ``stop`` strings found after its leading whitespace (a continuation
+    often starts with a newline), or None when none is there."""
+    start = len(text) - len(text.lstrip())
+    hits = [i for i in (text.find(x, start) for x in stop if x) if i >= 0]
+    return text[: min(hits)] if hits else None
 
 
 def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:

