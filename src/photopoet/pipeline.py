@@ -46,6 +46,7 @@ class RunResult:
     set_aside: int = 0  # photos culled from posts (still listed in posts.json with their verdict)
     plots: list[dict] = field(default_factory=list)  # the grouping and label plots shown in the report
     executor: Any = None  # executor "ray": its RayStats (files sent, computed, imported, shard folder)
+    generator: Any = None  # the text generator, when the run used one (its ``stats``: load time, tokens/s)
 
     @property
     def n_files(self) -> int:
@@ -88,7 +89,8 @@ def run(
     on_stage: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Every stage on `photos_dir`, outputs to `out`. `on_stage` (optional) is told the name of each stage as it
-    starts (ingest, understand, cull, group, write, render): the web UI shows it as live progress."""
+    starts (ingest, understand, cull, group, write, render): the web UI shows it as live progress. The result's
+    ``timings`` has seconds per stage, the writing split into captions, haiku and poems."""
     photos_dir, out = Path(photos_dir), Path(out)
     check_folders(photos_dir, out)
 
@@ -128,14 +130,17 @@ def run(
         posts = grouping.posts
         timings["group"] = time.perf_counter() - t
 
-        t = stage("write")
+        stage("write")
         event = cfg.caption.event or event_from_folder(photos_dir)
         by_path = {u.photo.path: u for u in photos}
         vectors = {u.photo.path: und.text_vectors[i] for i, u in enumerate(und.photos)}
         writer = TextWriter(cfg, cache_dir, text_encoder=models.text_encoder)
-        posts = write_texts(posts, by_path, vectors, event, cfg, writer, progress=progress, cache=cache)
+        posts = write_texts(
+            posts, by_path, vectors, event, cfg, writer, progress=progress, cache=cache, timings=timings
+        )
+        t = time.perf_counter()
         posts = write_poems(posts, und, cfg, cache_dir, models.text_encoder)
-        timings["write"] = time.perf_counter() - t
+        timings["poems"] = time.perf_counter() - t
 
         t = stage("render")
         plots = report_plots(grouping.curves, und.label_names, und.label_scores, cfg.understand.threshold)
@@ -167,4 +172,5 @@ def run(
         set_aside=len(culled.culled),
         plots=plots,
         executor=pre,
+        generator=writer.__dict__.get("generator"),
     )

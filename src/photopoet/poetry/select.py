@@ -207,15 +207,34 @@ def clean_generated(text: str) -> str | None:
 
 def generate_line(generator: Generator, topic: str, max_new_tokens: int = 32, tries: int = 4) -> str | None:
     """Greedy first, then a few samples; the first usable line, or None."""
-    prompt = generation_prompt(topic)
-    outs = generator.generate([prompt], max_new_tokens=max_new_tokens)[0]
-    line = next((x for x in map(clean_generated, outs) if x), None)
-    if line is None and tries > 1:
+    return generate_lines(generator, [topic], max_new_tokens, tries)[0]
+
+
+def generate_lines(
+    generator: Generator, topics: Sequence[str], max_new_tokens: int = 32, tries: int = 4
+) -> list[str | None]:
+    """:func:`generate_line` for several topics: one greedy call for all, one sampling call for those left."""
+    if not topics:
+        return []
+    prompts = [generation_prompt(t) for t in topics]
+    outs = generator.generate(prompts, max_new_tokens=max_new_tokens, stop=LINE_STOP)
+    lines = [next((x for x in map(clean_generated, o) if x), None) for o in outs]
+    left = [i for i, line in enumerate(lines) if line is None]
+    if left and tries > 1:
         samples = generator.generate(
-            [prompt], max_new_tokens=max_new_tokens, temperature=0.8, num_return_sequences=tries - 1, seed=0
-        )[0]
-        line = next((x for x in map(clean_generated, samples) if x), None)
-    return line
+            [prompts[i] for i in left],
+            max_new_tokens=max_new_tokens,
+            temperature=0.8,
+            num_return_sequences=tries - 1,
+            seed=0,
+            stop=LINE_STOP,
+        )
+        for i, o in zip(left, samples, strict=True):
+            lines[i] = next((x for x in map(clean_generated, o) if x), None)
+    return lines
+
+
+LINE_STOP = ("\n",)  # clean_generated keeps the first line
 
 
 # -------------------------------------------------------------------------------------------- writer
@@ -349,31 +368,58 @@ class PoemWriter:
     ) -> dict[str, Any]:
         """One poem for a post: ``{"text","simplified","title","author","dynasty","source_id","score",
         "generated"}``. ``image_vectors``: [N, T] text-space vectors of the post's photos (their mean is used)."""
-        cands = self.candidates(image_vectors, text)
-        best = cands[0] if cands else None
-        best_score = best.score if best is not None else float("-inf")
-        if best is not None and best_score >= self.pcfg.threshold:
-            return self.retrieved(best)
-        if self.pcfg.fallback == "generate":
-            topic = (text or "").strip() or ", ".join(concepts[:3]) or "风景"
-            line = None
+        res = self.write_many([(image_vectors, text, concepts)])[0]
+        if isinstance(res, Exception):
+            raise res
+        return res
+
+    def write_many(
+        self, queries: Sequence[tuple[np.ndarray | None, str | None, Sequence[str]]]
+    ) -> list[dict[str, Any] | Exception]:
+        """:meth:`write` for several posts ``(image_vectors, text, concepts)``; the lines that have to be generated
+        come from one generator call. A post whose poem fails gets its exception in place of the poem."""
+        res: list[dict[str, Any] | Exception | None] = [None] * len(queries)
+        best: list[Candidate | None] = [None] * len(queries)
+        topics: dict[int, str] = {}
+        for i, (vecs, text, concepts) in enumerate(queries):
             try:
-                line = generate_line(self.generator, topic, self.pcfg.max_new_tokens)
-            except Exception as e:  # a generator that cannot load must not cost the post its poem
+                cands = self.candidates(vecs, text)
+            except (PoemIndexError, ValueError, RuntimeError) as e:
+                res[i] = e
+                continue
+            best[i] = cands[0] if cands else None
+            if best[i] is not None and best[i].score >= self.pcfg.threshold:
+                res[i] = self.retrieved(best[i])
+            elif self.pcfg.fallback == "generate":
+                topics[i] = (text or "").strip() or ", ".join(list(concepts)[:3]) or "风景"
+            else:
+                res[i] = self._best_or_error(best[i])
+        if topics:
+            lines: list[str | None] = [None] * len(topics)
+            try:
+                lines = generate_lines(self.generator, list(topics.values()), self.pcfg.max_new_tokens)
+            except Exception as e:  # a generator that cannot load must not cost the posts their poems
                 logger.warning("poem generation failed (%s); using the best retrieved line", e)
-            if line is not None:
-                return {
+            for i, line in zip(topics, lines, strict=True):
+                b = best[i]
+                if line is None:
+                    res[i] = self._best_or_error(b)
+                    continue
+                res[i] = {
                     "text": line,
                     "simplified": to_simplified(line),
                     "title": "",
                     "author": getattr(self.generator, "name", "generator"),
                     "dynasty": "",
                     "source_id": None,
-                    "score": round(float(best_score), 4) if best is not None else None,
+                    "score": round(float(b.score), 4) if b is not None else None,
                     "generated": True,
                 }
+        return [r if r is not None else RuntimeError("no poem") for r in res]
+
+    def _best_or_error(self, best: Candidate | None) -> dict[str, Any] | Exception:
         if best is None:
-            raise RuntimeError(f"{self.index.path}: the index returned no line and generation gave none")
+            return RuntimeError(f"{self.index.path}: the index returned no line and generation gave none")
         return self.retrieved(best)
 
     def retrieved(self, c: Candidate) -> dict[str, Any]:
@@ -444,15 +490,16 @@ def write_poems(
     row = {u.photo.path: i for i, u in enumerate(und.photos)}
     concepts = {u.photo.path: list(u.concepts) for u in und.photos}
     writer = PoemWriter(cfg, cache_dir, text_encoder=text_encoder)
-    out = []
+    queries = []
     for post in posts:
         rows = [row[p] for p in post.photos if p in row]
         vecs = und.text_vectors[rows] if rows else None
         cons = [c for p in post.photos for c in concepts.get(p, [])]
-        try:
-            poem = writer.write(vecs, None, list(dict.fromkeys(cons)))
-        except (PoemIndexError, ValueError, RuntimeError) as e:
-            logger.warning("post %s: no poem (%s)", post.id, e)
+        queries.append((vecs, None, list(dict.fromkeys(cons))))
+    out = []
+    for post, poem in zip(posts, writer.write_many(queries), strict=True):
+        if isinstance(poem, Exception):
+            logger.warning("post %s: no poem (%s)", post.id, poem)
             poem = None
         out.append(replace(post, poem=poem))
     return out

@@ -30,6 +30,9 @@ from photopoet.stages.write.style import StyleBank, StyleExample, topic_text
 from photopoet.stages.write.template import hashtags_for, template_caption, with_swipe_hint
 
 CAPTION_HEADER = "Instagram captions written by a college photography club for its posts."
+# a caption is one paragraph (clean_caption keeps the first): a blank line ends it, and so does the model starting
+# the next example's "Topic:" line
+CAPTION_STOP = ("\n\n", "\nTopic:")
 MAX_COPIED = 0.5  # a generation sharing more of its word trigrams with an example or the prompt is a copy
 
 
@@ -98,32 +101,50 @@ class CaptionWriter:
     def generate(self, item: CaptionInput) -> list[str]:
         """Cleaned, distinct, non-empty generated captions that copy neither an example nor the topic line
         (may be none)."""
+        return self.generate_many([item])[0]
+
+    def generate_many(self, items: Sequence[CaptionInput]) -> list[list[str]]:
+        """:meth:`generate` for several posts in one generator call (the engine decodes them together)."""
         if self.generator is None:
             raise ValueError("generative captions need a generator")
-        examples = self.examples_for(item)
-        prompt = caption_prompt(item, examples)
-        sources = [ex.caption for ex in examples] + [topic_text(item.event, item.labels, item.concepts)]
-        raw = self.generator.generate(
-            [prompt],
+        if not items:
+            return []
+        examples = [self.examples_for(item) for item in items]
+        prompts = [caption_prompt(item, ex) for item, ex in zip(items, examples, strict=True)]
+        raws = self.generator.generate(
+            prompts,
             max_new_tokens=self.cfg.max_new_tokens,
             temperature=self.cfg.temperature,
             num_return_sequences=self.cfg.candidates,
             seed=self.cfg.seed,
-        )[0]
-        out: list[str] = []
-        for r in raw:
-            c = clean_caption(r, max_chars=self.cfg.max_chars, min_chars=self.cfg.min_chars)
-            if not c or c.lower() in (x.lower() for x in out):
-                continue
-            if any(copied_share(c, src) > MAX_COPIED for src in sources):
-                continue  # the model repeated an example or the topic line instead of writing
-            out.append(c)
-        return out
+            stop=CAPTION_STOP,
+        )
+        res = []
+        for item, ex, raw in zip(items, examples, raws, strict=True):
+            sources = [e.caption for e in ex] + [topic_text(item.event, item.labels, item.concepts)]
+            out: list[str] = []
+            for r in raw:
+                c = clean_caption(r, max_chars=self.cfg.max_chars, min_chars=self.cfg.min_chars)
+                if not c or c.lower() in (x.lower() for x in out):
+                    continue
+                if any(copied_share(c, src) > MAX_COPIED for src in sources):
+                    continue  # the model repeated an example or the topic line instead of writing
+                out.append(c)
+            res.append(out)
+        return res
 
     def write(self, item: CaptionInput, mode: str | None = None) -> CaptionResult:
+        return self.write_many([item], mode)[0]
+
+    def write_many(self, items: Sequence[CaptionInput], mode: str | None = None) -> list[CaptionResult]:
+        """A caption for each post; the generated ones (generative and hybrid modes) in one generator call."""
         mode = mode or self.cfg.mode
         if mode not in ("template", "generative", "hybrid"):
             raise ValueError(f"caption mode must be template, generative or hybrid, got {mode!r}")
+        gens = self.generate_many(items) if mode != "template" else [[] for _ in items]
+        return [self._choose(item, mode, g) for item, g in zip(items, gens, strict=True)]
+
+    def _choose(self, item: CaptionInput, mode: str, gens: list[str]) -> CaptionResult:
         tags = hashtags_for(item.labels, item.event, self.cfg)
         templ = template_caption(item.id, item.labels, item.event, item.n_photos, self.cfg, swipe=False)
 
@@ -135,7 +156,6 @@ class CaptionWriter:
         if mode == "template":
             s = score([templ])[0]
             return CaptionResult(with_swipe_hint(templ, item.n_photos, self.cfg), tags, "template", s)
-        gens = self.generate(item)
         scores = score(gens) if gens else []
         cands = list(zip(gens, scores, strict=True))
         if not gens:

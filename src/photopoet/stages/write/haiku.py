@@ -253,6 +253,21 @@ def scene_for(concepts_per_photo: Sequence[Sequence[str]], labels: Sequence[str]
     return f"{text} ({event})" if event else text
 
 
+@dataclass(frozen=True)
+class HaikuInput:
+    """What a haiku is written from: the concepts of each photo, the post's labels, event and image vector."""
+
+    concepts_per_photo: Sequence[Sequence[str]]
+    labels: Sequence[str] = ()
+    event: str | None = None
+    image_vector: np.ndarray | None = None
+
+
+# a haiku is three lines: a blank line or the model's next "Photo:" line ends it (parse_candidate stops there too)
+HAIKU_STOP = ("\n\n", "\nPhoto:")
+DESCRIBE_STOP = ("\n",)  # one sentence, on one line
+
+
 class HaikuWriter:
     def __init__(self, cfg: HaikuConfig, generator=None, text_encoder=None) -> None:
         self.cfg = cfg
@@ -261,12 +276,23 @@ class HaikuWriter:
 
     def describe(self, concepts_per_photo: Sequence[Sequence[str]], labels: Sequence[str] = ()) -> str:
         """One sentence for the scene: generated and merged for several photos, deterministic for one."""
-        fallback = scene_for(concepts_per_photo, labels)
-        if len(concepts_per_photo) < 2 or not self.cfg.describe_groups or self.generator is None:
-            return fallback
-        raw = self.generator.generate([describe_prompt(concepts_per_photo)], max_new_tokens=32, temperature=0.0)[0][0]
-        text = clean_caption(raw.split("\n")[0], max_chars=160, min_chars=8)
-        return text.rstrip(".") if text and _grounded(text, concepts_per_photo, labels) else fallback
+        return self.describe_many([HaikuInput(concepts_per_photo, labels)])[0]
+
+    def describe_many(self, items: Sequence[HaikuInput]) -> list[str]:
+        """:meth:`describe` for several posts, the generated sentences in one generator call."""
+        out = [scene_for(it.concepts_per_photo, it.labels) for it in items]
+        if not self.cfg.describe_groups or self.generator is None:
+            return out
+        todo = [i for i, it in enumerate(items) if len(it.concepts_per_photo) >= 2]
+        if not todo:
+            return out
+        prompts = [describe_prompt(items[i].concepts_per_photo) for i in todo]
+        raws = self.generator.generate(prompts, max_new_tokens=32, temperature=0.0, stop=DESCRIBE_STOP)
+        for i, raw in zip(todo, raws, strict=True):
+            text = clean_caption(raw[0].split("\n")[0], max_chars=160, min_chars=8)
+            if text and _grounded(text, items[i].concepts_per_photo, items[i].labels):
+                out[i] = text.rstrip(".")
+        return out
 
     def write(
         self,
@@ -275,16 +301,26 @@ class HaikuWriter:
         event: str | None = None,
         image_vector: np.ndarray | None = None,
     ) -> HaikuResult:
-        scene = self.describe(concepts_per_photo, labels)
-        raws: list[str] = []
+        return self.write_many([HaikuInput(concepts_per_photo, labels, event, image_vector)])[0]
+
+    def write_many(self, items: Sequence[HaikuInput]) -> list[HaikuResult]:
+        """A haiku for each post: the scenes, then every post's candidates, each in one generator call."""
+        if not items:
+            return []
+        scenes = self.describe_many(items)
+        raws: list[list[str]] = [[] for _ in items]
         if self.generator is not None:
             raws = self.generator.generate(
-                [haiku_prompt(scene)],
+                [haiku_prompt(scene) for scene in scenes],
                 max_new_tokens=self.cfg.max_new_tokens,
                 temperature=self.cfg.temperature,
                 num_return_sequences=self.cfg.candidates,
                 seed=self.cfg.seed,
-            )[0]
+                stop=HAIKU_STOP,
+            )
+        return [self._choose(it, scene, raw) for it, scene, raw in zip(items, scenes, raws, strict=True)]
+
+    def _choose(self, item: HaikuInput, scene: str, raws: list[str]) -> HaikuResult:
         fitted: list[tuple[list[str], bool]] = []
         for r in raws:
             f = fit_575(parse_candidate(r))
@@ -295,7 +331,7 @@ class HaikuWriter:
         rejected = len(raws) - len(fitted)
         if fitted:
             scores = (
-                agreement(self.text_encoder, image_vector, [" / ".join(x) for x, _ in fitted])
+                agreement(self.text_encoder, item.image_vector, [" / ".join(x) for x, _ in fitted])
                 if self.text_encoder is not None
                 else [None] * len(fitted)
             )
@@ -306,9 +342,11 @@ class HaikuWriter:
             )
             lines, s, rep = cands[best]
             return HaikuResult(lines, s, "repaired" if rep else "generated", scene, len(raws), rejected, cands)
-        subject = next(iter(labels), None) or next(iter(shared_concepts(concepts_per_photo, 1)), None) or event
+        subject = (
+            next(iter(item.labels), None) or next(iter(shared_concepts(item.concepts_per_photo, 1)), None) or item.event
+        )
         lines = fallback_haiku(subject)
         s = None
         if self.text_encoder is not None:
-            s = agreement(self.text_encoder, image_vector, [" / ".join(lines)])[0]
+            s = agreement(self.text_encoder, item.image_vector, [" / ".join(lines)])[0]
         return HaikuResult(lines, s, "fallback", scene, len(raws), rejected, [])

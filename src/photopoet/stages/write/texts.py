@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -24,7 +25,7 @@ from photopoet.config import CaptionConfig, Config
 from photopoet.models.adapter import AdapterError, adapter_digest, adapter_meta
 from photopoet.records import Post, Understood
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter
-from photopoet.stages.write.haiku import HaikuWriter
+from photopoet.stages.write.haiku import HaikuInput, HaikuWriter
 from photopoet.stages.write.style import StyleBank, StyleFileError
 from photopoet.stages.write.template import write_templates
 
@@ -128,6 +129,9 @@ def post_concepts(concepts_per_photo: Sequence[Sequence[str]], k: int = 4) -> li
     return sorted(count, key=lambda c: (-count[c], best[c], c))[:k]
 
 
+WRITE_BATCH = 8  # posts whose captions (and haiku) are generated in one call: 32 haiku decoded together
+
+
 def write_texts(
     posts: Sequence[Post],
     by_path: Mapping[str, Understood],
@@ -138,48 +142,94 @@ def write_texts(
     *,
     progress: bool = True,
     cache: Cache | None = None,
+    batch: int = WRITE_BATCH,
+    timings: dict[str, float] | None = None,
 ) -> list[Post]:
     """Labels, hashtags and captions (``cfg.caption.mode``), and a haiku (``cfg.haiku.enabled``) per post.
 
-    With a `cache`, each post's texts are stored as soon as they are written, under a key made of its photos'
-    content hashes (in order), the event, its labels and every setting and model that shapes the texts: a
-    rerun, or a run after a crash, writes only the posts it has not written yet."""
+    Posts are written ``batch`` at a time: their captions in one generator call, their haiku in another, so
+    the engine decodes them together. With a `cache`, each batch's texts are stored as soon as they are
+    written, under a key per post made of its photos' content hashes (in order), the event, its labels and
+    every setting and model that shapes the texts: a rerun, or a run after a crash, writes only the posts it
+    has not written yet."""
+    spent = timings if timings is not None else {}
+    t0 = time.perf_counter()
     base = write_templates(posts, by_path, event, cfg.caption)
-    out: list[Post] = []
-    for p in tqdm(base, desc="captions and haiku", unit="post", disable=not progress or not base):
-        key = _texts_key(p, by_path, event, cfg)
-        done = cache.get_json(TEXTS_KIND, [key]).get(key) if cache is not None else None
-        if done is not None:
-            fields = {k: done[k] for k in ("caption", "hashtags", "haiku", "caption_mode")}
-            out.append(replace(p, **fields, scores={**p.scores, **done["scores"]}))
+    out: list[Post | None] = [None] * len(base)
+    keys = [_texts_key(p, by_path, event, cfg) for p in base]
+    done = cache.get_json(TEXTS_KIND, keys) if cache is not None else {}
+    todo = []
+    for i, (p, key) in enumerate(zip(base, keys, strict=True)):
+        hit = done.get(key)
+        if hit is None:
+            todo.append(i)
             continue
-        members = [by_path[x] for x in p.photos]
-        per_photo = [list(m.concepts) for m in members]
-        vec = mean_vector([vectors[x] for x in p.photos if x in vectors])
-        item = CaptionInput(
+        fields = {k: hit[k] for k in ("caption", "hashtags", "haiku", "caption_mode")}
+        out[i] = replace(p, **fields, scores={**p.scores, **hit["scores"]})
+    disable = not progress or not base
+    with tqdm(
+        total=len(base), initial=len(base) - len(todo), desc="captions and haiku", unit="post", disable=disable
+    ) as bar:
+        for start in range(0, len(todo), max(1, batch)):
+            idx = todo[start : start + max(1, batch)]
+            written = _write_batch([base[i] for i in idx], by_path, vectors, event, cfg, writer, spent)
+            for i, (post, texts) in zip(idx, written, strict=True):
+                out[i] = post
+                if cache is not None:
+                    cache.put_json(TEXTS_KIND, {keys[i]: texts})
+            bar.update(len(idx))
+    spent["captions"] = time.perf_counter() - t0 - spent.get("haiku", 0.0)  # templates and cache reads too
+    spent.setdefault("haiku", 0.0)
+    return [p for p in out if p is not None]
+
+
+def _write_batch(
+    posts: Sequence[Post],
+    by_path: Mapping[str, Understood],
+    vectors: Mapping[str, np.ndarray],
+    event: str | None,
+    cfg: Config,
+    writer: TextWriter,
+    spent: dict[str, float],
+) -> list[tuple[Post, dict]]:
+    """Captions and haiku for a few posts; each post with the record the cache keeps of its texts."""
+    per_photo = [[list(by_path[x].concepts) for x in p.photos] for p in posts]
+    vecs = [mean_vector([vectors[x] for x in p.photos if x in vectors]) for p in posts]
+    items = [
+        CaptionInput(
             id=p.id,
             event=event,
             labels=tuple(p.labels),
-            concepts=tuple(post_concepts(per_photo)),
+            concepts=tuple(post_concepts(pp)),
             n_photos=len(p.photos),
-            image_vector=vec,
+            image_vector=v,
         )
-        cap = writer.captions.write(item)
+        for p, pp, v in zip(posts, per_photo, vecs, strict=True)
+    ]
+    caps = writer.captions.write_many(items)
+    t = time.perf_counter()
+    haikus = (
+        writer.haiku.write_many(
+            [HaikuInput(pp, p.labels, event, v) for p, pp, v in zip(posts, per_photo, vecs, strict=True)]
+        )
+        if cfg.haiku.enabled
+        else [None] * len(posts)
+    )
+    spent["haiku"] = spent.get("haiku", 0.0) + time.perf_counter() - t
+    res = []
+    for p, cap, h in zip(posts, caps, haikus, strict=True):
         scores = dict(p.scores)
         if cap.score is not None:
             scores["caption_agreement"] = round(cap.score, 4)
         haiku = p.haiku
-        if cfg.haiku.enabled:
-            h = writer.haiku.write(per_photo, p.labels, event, vec)
+        if h is not None:
             haiku = list(h.lines)
             if h.score is not None:
                 scores["haiku_agreement"] = round(h.score, 4)
         written = {"caption": cap.caption, "hashtags": list(cap.hashtags), "haiku": haiku, "caption_mode": cap.mode}
-        out.append(replace(p, **written, scores=scores))
-        if cache is not None:
-            new_scores = {k: v for k, v in scores.items() if k in ("caption_agreement", "haiku_agreement")}
-            cache.put_json(TEXTS_KIND, {key: {**written, "scores": new_scores}})
-    return out
+        new_scores = {k: v for k, v in scores.items() if k in ("caption_agreement", "haiku_agreement")}
+        res.append((replace(p, **written, scores=scores), {**written, "scores": new_scores}))
+    return res
 
 
 TEXTS_KIND = "post-texts:v1"  # per post: caption, hashtags, haiku, caption mode and their scores
