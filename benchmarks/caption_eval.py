@@ -94,6 +94,23 @@ def youden_threshold(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float, fl
     return best[0], best[1], best[2]
 
 
+def settings(pairs: list[str]) -> dict:
+    """``["a.b=1", ...]`` as nested config overrides (values read as YAML)."""
+    import yaml
+
+    over: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {pair!r}: expected KEY=VALUE")
+        *parents, leaf = key.strip().split(".")
+        node = over
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    return over
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--club", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/club")
@@ -104,12 +121,20 @@ def main() -> None:
     ap.add_argument(
         "--labels", choices=["run", "data"], default="run", help="labels: as `photopoet run` makes them, or the club's"
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config setting, e.g. models.engine=transformers or haiku.candidates=2 (repeatable)",
+    )
     args = ap.parse_args()
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import BLEU
 
     posts = [json.loads(line) for line in (args.club / "posts.jsonl").read_text(encoding="utf-8").splitlines()]
-    cfg = load_config()
+    cfg = load_config(overrides=settings(args.set))
+    print(f"engine: {cfg.models.engine}, settings: {args.set or 'defaults'}")
     cache_dir = cfg.cache.resolved_dir()
     _, und = understand_folder(args.club / "images", cfg, progress=True)
     idx = {Path(u.photo.path).name: i for i, u in enumerate(und.photos)}

