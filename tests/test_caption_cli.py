@@ -7,6 +7,7 @@ test marked slow (the real Gemma, a few tokens).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,27 @@ def test_unreadable_files_are_reported(photos, tmp_path: Path, fake_generator):
     assert len(json.loads(r.stdout)["lines"]) == 3
     r = runner.invoke(app, ["haiku", str(junk), str(tmp_path / "missing.png")])
     assert r.exit_code == 2 and "no readable photo" in r.stderr
+
+
+def test_one_post_as_files_prints_as_before(photos, tmp_path: Path):
+    # only files given: one post, its id the files' names joined (it picks the template opener), and today's output
+    from photopoet.stages.write.template import hashtags_for, template_caption, with_swipe_hint
+
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image")
+    args = ["caption", str(photos[0]), str(junk), str(photos[1]), "--mode", "template", "-e", "Cafe Week", "-l", "food"]
+    cc = load_config().caption
+    templ = template_caption("coffee.jpg|junk.jpg|chelsea.jpg", ["food"], "Cafe Week", 2, cc, swipe=False)
+    expect, tags = with_swipe_hint(templ, 2, cc), hashtags_for(["food"], "Cafe Week", cc)
+    js = runner.invoke(app, [*args, "--json"])
+    doc = _json(js)
+    assert js.stdout == json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    assert doc == {"caption": expect, "hashtags": tags, "mode": "template", "score": doc["score"]}
+    txt = runner.invoke(app, args)
+    assert txt.exit_code == 0 and txt.stdout == f"{expect}\n{' '.join(tags)}\n"
+    err = txt.stderr.splitlines()
+    assert len(err) == 2 and err[0].startswith(f"skipped {junk}: not a readable image")
+    assert re.fullmatch(r"\(template, image-text agreement \d\.\d{3}\)", err[1])
 
 
 def _shoot(tmp_path: Path, photos) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +11,16 @@ import typer
 
 from photopoet.cli_common import fail as _fail
 from photopoet.cli_common import load as _load
+from photopoet.cli_write import (
+    PhotoEncoder,
+    PostArg,
+    PostsOpt,
+    collect_posts,
+    emit_result,
+    no_usable_post,
+    photo_progress,
+    report_unusable,
+)
 
 corpus_app = typer.Typer(help="Build poem line indexes from a corpus.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -46,74 +57,111 @@ def register(app: typer.Typer) -> None:
     app.command("poem-search")(poem_search)
 
 
-def _image_vectors(paths: list[Path], cfg, cache_dir: Path) -> tuple[Any, list[str]]:
-    """Text-space vectors of the readable images (bad ones are reported and skipped) and their top concepts."""
-    import numpy as np
-
+def _image_vectors(posts: Sequence[PostArg], cfg, cache_dir: Path, batch: bool) -> list[tuple[Any, list[str]]]:
+    """For each post: the text-space vectors of its readable images (None for none; bad ones are reported and
+    skipped) and their top concepts. One model set encodes all posts' images, a model batch at a time."""
     from photopoet.stages.ingest import RejectedFile, decode_photo, working_copy_from_bytes
     from photopoet.stages.understand import ModelSet
 
-    imgs = []
-    for p in paths:
-        try:
-            _, data = decode_photo(p, cfg.ingest.thumb_size, cfg.ingest.max_pixels)
-        except RejectedFile as e:
-            typer.echo(f"skipped {p}: {e}", err=True)
-            continue
-        imgs.append(working_copy_from_bytes(data))
-    if not imgs:
-        return None, []
-    models = ModelSet(cfg, cache_dir)
-    enc = models.image_encoder
-    out = enc.encode(np.stack([enc.preprocess(i) for i in imgs]))
-    vecs = models.mapper.to_text_space(out)
-    concepts: list[str] = []
-    for row in models.mapper.concepts(out, 3):
-        concepts.extend(c for c, _ in row if c not in concepts)
-    return vecs, concepts
+    enc = PhotoEncoder(lambda: ModelSet(cfg, cache_dir), cfg.models.batch_size, 3)
+    counts = []
+    with photo_progress(sum(len(p.images) for p in posts), batch) as bar:
+        for post in posts:
+            n = 0
+            for p in post.images:
+                if not p.is_file():
+                    typer.echo(f"skipped {p}: {'no such file' if not p.exists() else 'not a photo file'}", err=True)
+                    bar.update(1)
+            for p in post.images:
+                if not p.is_file():
+                    continue
+                try:
+                    _, data = decode_photo(p, cfg.ingest.thumb_size, cfg.ingest.max_pixels)
+                except RejectedFile as e:
+                    typer.echo(f"skipped {p}: {e}", err=True)
+                    continue
+                finally:
+                    bar.update(1)
+                enc.add(working_copy_from_bytes(data))
+                n += 1
+            counts.append(n)
+    out = []
+    for vecs, per_photo in enc.split(counts):
+        concepts: list[str] = []
+        for row in per_photo:
+            concepts.extend(c for c in row if c not in concepts)
+        out.append((vecs, concepts))
+    return out
 
 
 def poem(
     images: Annotated[
-        list[Path] | None, typer.Argument(help="Photos of one post (their mean image vector is used).")
+        list[Path] | None,
+        typer.Argument(
+            help="Photo files (together one post) and/or folders (one post each); a post's mean image vector is used."
+        ),
     ] = None,
-    text: Annotated[str | None, typer.Option("--text", "-t", help="Your words: modern Chinese or English.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+    posts: PostsOpt = None,
+    text: Annotated[
+        str | None, typer.Option("--text", "-t", help="Your words: modern Chinese or English (for every post).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON object (several posts: one a line, with id).")
+    ] = False,
     index: IndexOpt = None,
     retriever: RetrieverOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """A line of classical Chinese poetry for IMAGES (and --text): retrieved and reranked, or generated when
-    nothing fits (the result says which).
+    """A line of classical Chinese poetry for each post (the loose IMAGES together, each folder, each --posts
+    line) and --text: retrieved and reranked, or generated when nothing fits (the result says which). All
+    posts share one model load; the lines to generate come from one batch.
 
-    JSON: {"text","simplified","title","author","dynasty","source_id","score","generated"}.
+    JSON: {"text", "simplified", "title", "author", "dynasty", "source_id", "score", "generated"}; several
+    posts: one object a line, with "id" first.
     """
     cfg = _load(config)
     from photopoet.poetry.index import PoemIndexError
     from photopoet.poetry.select import PoemWriter
 
-    images = images or []
-    missing = [p for p in images if not p.is_file()]
-    for p in missing:
-        typer.echo(f"skipped {p}: no such file", err=True)
+    specs = collect_posts(images, posts) if images or posts is not None else [PostArg(id="", images=())]
+    if not specs:
+        _fail(f"{posts}: no usable post")
+    batch = posts is not None or len(specs) > 1
     cache_dir = _cache_dir(cfg)
-    vecs, concepts = _image_vectors([p for p in images if p.is_file()], cfg, cache_dir)
-    if vecs is None and not (text or "").strip():
-        _fail("no readable image and no --text: nothing to write a poem about")
+    words = (text or "").strip()
+    kept, queries = [], []
+    for spec, (vecs, concepts) in zip(specs, _image_vectors(specs, cfg, cache_dir, batch), strict=True):
+        if vecs is None and (batch or not words):
+            report_unusable(spec, batch)
+            continue
+        kept.append(spec)
+        queries.append((vecs, text, concepts))
+    if not kept:
+        _fail(
+            no_usable_post(specs, batch, "image")
+            if batch
+            else "no readable image and no --text: nothing to write a poem about"
+        )
     from photopoet.models.e5_torch import E5FileError
 
     try:
-        res = PoemWriter(cfg, cache_dir, index=index, retriever=retriever).write(vecs, text, concepts)
+        results = PoemWriter(cfg, cache_dir, index=index, retriever=retriever).write_many(queries)
     except (PoemIndexError, E5FileError) as e:
         _fail(str(e))
-    if as_json:
-        typer.echo(json.dumps(res, ensure_ascii=False))
-        return
-    typer.echo(res["text"])
-    if res["generated"]:
-        typer.echo(f"  (generated by {res['author']}; best retrieved score {res['score']})")
-    else:
-        typer.echo(f"  ——{res['dynasty']}·{res['author']}《{res['title']}》  score {res['score']}")
+    errors = [r for r in results if isinstance(r, Exception)]
+    if len(errors) == len(results):
+        _fail(str(errors[0]))
+    first = True
+    for spec, res in zip(kept, results, strict=True):
+        if isinstance(res, Exception):
+            typer.echo(f"post {spec.id}: no poem ({res})", err=True)
+            continue
+        if res["generated"]:
+            credit = f"  (generated by {res['author']}; best retrieved score {res['score']})"
+        else:
+            credit = f"  ——{res['dynasty']}·{res['author']}《{res['title']}》  score {res['score']}"
+        emit_result(spec.id, res, [res["text"], credit], None, as_json=as_json, batch=batch, first=first, indent=None)
+        first = False
 
 
 def poem_search(
