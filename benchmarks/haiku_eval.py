@@ -32,7 +32,7 @@ from tqdm import tqdm
 from photopoet.config import load_config
 from photopoet.evaluation.grouping import understand_folder
 from photopoet.fsutil import atomic_write_text
-from photopoet.stages.write.haiku import TARGET, HaikuWriter, parse_candidate, scans
+from photopoet.stages.write.haiku import HAIKU_HEADER, TARGET, HaikuWriter, parse_candidate, scans
 from photopoet.stages.write.syllables import word_syllables, words
 from photopoet.stages.write.texts import mean_vector
 
@@ -162,7 +162,8 @@ def main() -> None:
         t = time.perf_counter()
         res = writer.write(concepts, [], None, vec)
         seconds.append(time.perf_counter() - t)
-        raws = [o for _, outs in gen.calls[first:][-1:] for o in outs[0]]  # the haiku call (after the description)
+        # the haiku calls (every round; not the description's)
+        raws = [o for prompts, outs in gen.calls[first:] if prompts[0].startswith(HAIKU_HEADER) for o in outs[0]]
         for r in raws:
             lines = parse_candidate(r)[:3]
             raw_n += 1
@@ -204,7 +205,10 @@ def main() -> None:
         if ws:
             n, acc, mae = accuracy(d, ws)
             print(f"| {name} | {n} | {acc:.1%} | {mae:.3f} |")
-    print(f"\nHaiku on {len(test)} test posts ({cfg.haiku.candidates} candidates each, T={cfg.haiku.temperature}):\n")
+    print(
+        f"\nHaiku on {len(test)} test posts ({cfg.haiku.candidates} candidates a round, at most {cfg.haiku.rounds} "
+        f"rounds, T={cfg.haiku.temperature}):\n"
+    )
     print("| haiku | n | scan 5-7-5 (counter) | CMUdict knows every word | scan 5-7-5 (CMUdict, of those) |")
     print("|---|---|---|---|---|")
     print(

@@ -10,6 +10,7 @@ from photopoet.config import HaikuConfig
 from photopoet.stages.write.haiku import (
     DESCRIBE_INSTRUCTION,
     HAIKU_EXAMPLES,
+    HaikuInput,
     HaikuWriter,
     copies_example,
     describe_prompt,
@@ -159,10 +160,40 @@ def test_writer_reranks_by_agreement_and_rejects():
 
 def test_writer_falls_back_when_nothing_scans():
     gen = ScriptedGenerator(["\nnothing here\n", ""])
-    w = HaikuWriter(HaikuConfig(candidates=2), generator=gen, text_encoder=HashEncoder())
+    w = HaikuWriter(HaikuConfig(candidates=2, rounds=2), generator=gen, text_encoder=HashEncoder())
     r = w.write([["tabby cat"], ["tabby cat", "sofa"]], [], "Pet Day", _vec("cat"))
     assert r.source == "fallback" and scans(r.lines) and r.lines[0] == "tabby cat in light"
-    assert r.rejected == 2
+    assert r.considered == 4 and r.rejected == 4  # two rounds of two: nothing scanned in the first
+
+
+class SeededGenerator(ScriptedGenerator):
+    """Scripted haiku that scan only for the prompts (scenes) named in ``good``; records each call's seed."""
+
+    def __init__(self, good: set[str]):
+        super().__init__([])
+        self.good, self.calls = good, []
+
+    def generate(self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0, *, stop=()):
+        self.calls.append((list(prompts), seed))
+        ok = "\nwarm light on the stage\nthe drummer counts in the band\na crowd starts to sing"
+        out = []
+        for pr in prompts:
+            scene = pr.rsplit("Photo: ", 1)[1]
+            out.append([ok if any(g in scene for g in self.good) else "\nno haiku here"] * num_return_sequences)
+        return out
+
+
+def test_another_round_only_for_the_posts_with_nothing_that_scans():
+    gen = SeededGenerator({"drum"})
+    w = HaikuWriter(HaikuConfig(candidates=3, rounds=2, describe_groups=False), generator=gen, text_encoder=None)
+    res = w.write_many([HaikuInput([["drum"]]), HaikuInput([["teapot"]]), HaikuInput([["drum", "stage"]])])
+    assert [r.source for r in res] == ["generated", "fallback", "generated"]
+    assert len(gen.calls) == 2  # round one for the three posts, round two for the teapot alone
+    (first, seed1), (second, seed2) = gen.calls
+    assert len(first) == 3 and len(second) == 1 and "teapot" in second[0] and seed2 == seed1 + 1
+    assert res[1].considered == 6 and res[0].considered == 3
+    one = HaikuWriter(HaikuConfig(candidates=3, rounds=1, describe_groups=False), generator=SeededGenerator(set()))
+    assert one.write([["teapot"]]).considered == 3  # rounds: 1 is the old single round
 
 
 def test_group_description_must_name_what_the_photos_show():

@@ -260,7 +260,9 @@ class CaptionConfig(_Section):
     max_chars: int = Field(300, ge=40, le=2000, description="longest caption text (hashtags not counted)")
     min_chars: int = Field(12, ge=1, le=200, description="shorter generated captions count as empty")
     max_new_tokens: int = Field(48, ge=8, le=512, description="tokens the generator may write per caption")
-    candidates: int = Field(2, ge=1, le=16, description="generated captions per post; the best agreement wins")
+    candidates: int = Field(
+        1, ge=1, le=16, description="generated captions per post (temperature 0: beams); the best agreement wins"
+    )
     temperature: float = Field(0.0, ge=0, le=2, description="0: beam search (deterministic); above: sampling")
     seed: int = Field(0, ge=0)
     agreement_threshold: float = Field(
@@ -306,7 +308,10 @@ class CaptionConfig(_Section):
 
 class HaikuConfig(_Section):
     enabled: bool = Field(True, description="write an English haiku (5-7-5) for every post")
-    candidates: int = Field(4, ge=1, le=32, description="haiku sampled from the generator, repaired, reranked")
+    candidates: int = Field(4, ge=1, le=32, description="haiku sampled per round, repaired, reranked")
+    rounds: int = Field(
+        2, ge=1, le=8, description="rounds of candidates at most: another only when none of a round's scans"
+    )
     temperature: float = Field(0.8, ge=0, le=2, description="sampling temperature (0: beam search)")
     max_new_tokens: int = Field(24, ge=8, le=128)
     seed: int = Field(0, ge=0)

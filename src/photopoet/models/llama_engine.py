@@ -318,9 +318,13 @@ class LlamaCppLM:
             if rc != 0:
                 raise RuntimeError(f"llama_decode failed ({rc}): the cache of {self.n_ctx} tokens may be full")
 
-    def _logits(self, i: int) -> np.ndarray:
-        ptr = self._ll.llama_get_logits_ith(self._ctx, i)
-        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).astype(np.float32, copy=True)
+    def _rows(self, m: int) -> np.ndarray:
+        """The next-token logits of the last decode's ``m`` outputs, in batch order, control tokens masked: [m, V]."""
+        ptr = self._ll.llama_get_logits(self._ctx)
+        rows = np.ctypeslib.as_array(ptr, shape=(m, self._n_vocab)).copy()
+        if len(self._suppress):
+            rows[:, self._suppress] = -np.inf
+        return rows
 
     def _prefix_seq(self, prefix: list[int]) -> int:
         """A prefix slot's sequence id whose cells hold ``prefix``: the slot sharing the longest start with it
@@ -439,7 +443,7 @@ class LlamaCppLM:
             self._ll.llama_memory_seq_rm(self._mem, sid, -1, -1)
         self._slots = []
 
-    def _start(self, part: list[list[int]], stride: int, copies: int) -> tuple[list[int], list[np.ndarray]]:
+    def _start(self, part: list[list[int]], stride: int, copies: int) -> tuple[list[int], np.ndarray]:
         """Decode the prompts of a group: their shared prefix once (in a prefix slot), each rest in its own
         sequence. Prompt ``j`` owns the ids ``first[j] = prefix_slots + j * stride`` onwards. Returns each
         prompt's first id and its next-token logits; the prompt's cells are shared with ``copies - 1`` further
@@ -462,39 +466,47 @@ class LlamaCppLM:
             items += [(tok, common + q, sid, q == len(rest) - 1) for q, tok in enumerate(rest)]
             ends.append(len(items) - 1)
             self.stats.prompt_tokens += len(rest)
-        if len(items) <= self._n_batch:
-            self._decode(items)
-            logits = [self._logits(i) for i in ends]
-        else:  # logits survive only for the last llama_decode: decode the prompts' last tokens on their own
-            self._decode([(tok, pos, sid, False) for q, (tok, pos, sid, _) in enumerate(items) if q not in ends])
-            self._decode([items[i] for i in ends])
-            logits = [self._logits(i) for i in range(len(ends))]
+        if len(items) > self._n_batch:  # logits survive only for the last llama_decode: the last tokens on their own
+            last = set(ends)
+            self._decode([it for q, it in enumerate(items) if q not in last])
+            items = [items[i] for i in ends]
+        self._decode(items)
+        logits = self._rows(len(part))  # one output per prompt, in order
         for j, t in enumerate(part):
             for c in range(1, copies):
                 ll.llama_memory_seq_rm(mem, first[j] + c, -1, -1)
                 ll.llama_memory_seq_cp(mem, first[j], first[j] + c, 0, len(t))
         return first, logits
 
-    def _mask(self, logits: np.ndarray) -> np.ndarray:
-        if len(self._suppress):
-            logits[self._suppress] = -np.inf
-        return logits
+    def _picks(self, rows: np.ndarray, temperature: float, rngs: Sequence[np.random.Generator | None]) -> list[int]:
+        """The next token of each row: the most likely one (temperature 0), else a sample from the ``top_k`` most
+        likely, cut to ``top_p`` of the probability, drawn with the row's own generator."""
+        if temperature == 0:
+            return [int(t) for t in rows.argmax(axis=1)]
+        import torch
 
-    def _pick(self, logits: np.ndarray, temperature: float, rng: np.random.Generator | None) -> int:
-        logits = self._mask(logits)
-        if rng is None or temperature == 0:
-            return int(np.argmax(logits))
-        x = logits / temperature
-        k = min(self.top_k, len(x)) if self.top_k else len(x)
-        idx = np.argpartition(-x, k - 1)[:k]
-        idx = idx[np.argsort(-x[idx], kind="stable")]
-        v = x[idx].astype(np.float64)
-        p = np.exp(v - v.max())
-        p /= p.sum()
-        if self.top_p < 1.0:
-            keep = int(np.searchsorted(np.cumsum(p), self.top_p) + 1)
-            idx, p = idx[:keep], p[:keep] / p[:keep].sum()
-        return int(idx[rng.choice(len(idx), p=p)])
+        k = min(self.top_k or rows.shape[1], rows.shape[1])
+        vals, idx = torch.topk(torch.from_numpy(rows), k, dim=1)  # sorted, largest first; far faster than numpy
+        vals, idx = vals.double().numpy() / temperature, idx.numpy()
+        out = []
+        for v, ix, rng in zip(vals, idx, rngs, strict=True):
+            p = np.exp(v - v[0])
+            p /= p.sum()
+            if self.top_p < 1.0:
+                keep = int(np.searchsorted(np.cumsum(p), self.top_p) + 1)
+                ix, p = ix[:keep], p[:keep] / p[:keep].sum()
+            out.append(int(ix[rng.choice(len(ix), p=p)]))
+        return out
+
+    @staticmethod
+    def _top_logprobs(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the ``k`` best tokens and their log-probabilities: ([m, k] float64, [m, k] ids)."""
+        import torch
+
+        t = torch.from_numpy(rows)
+        vals, idx = torch.topk(t, k, dim=1)
+        lse = torch.logsumexp(t, dim=1, keepdim=True)
+        return (vals - lse).double().numpy(), idx.numpy()
 
     def _advance(self, s: _Seq, token: int, max_new: int, stop: tuple[str, ...]) -> None:
         """Append ``token`` to ``s`` and mark it done at an end token, the length limit or a stop string."""
@@ -522,15 +534,17 @@ class LlamaCppLM:
         for j, t in enumerate(part):
             for k in range(n):
                 rng = np.random.default_rng([seed, k]) if temperature > 0 else None
-                s = _Seq(j, k, first[j] + k, len(t), -1, rng)
-                self._advance(s, self._pick(logits[j].copy(), temperature, rng), max_new, stop)
-                seqs.append(s)
+                seqs.append(_Seq(j, k, first[j] + k, len(t), -1, rng))
+        rows = logits[[s.prompt for s in seqs]]
+        for s, tok in zip(seqs, self._picks(rows, temperature, [s.rng for s in seqs]), strict=True):
+            self._advance(s, tok, max_new, stop)
         live = [s for s in seqs if not s.done]
         while live:
             self._decode([(s.last, s.pos, s.seq_id, True) for s in live])
-            for i, s in enumerate(live):
+            picks = self._picks(self._rows(len(live)), temperature, [s.rng for s in live])
+            for s, tok in zip(live, picks, strict=True):
                 s.pos += 1
-                self._advance(s, self._pick(self._logits(i), temperature, s.rng), max_new, stop)
+                self._advance(s, tok, max_new, stop)
             for s in live:
                 if s.done:
                     ll.llama_memory_seq_rm(mem, s.seq_id, -1, -1)
@@ -552,19 +566,18 @@ class LlamaCppLM:
         beams: list[list[_Seq]] = []
         for j, t in enumerate(part):
             beams.append([_Seq(j, 0, first[j], len(t), -1)])
-        step_logits = {(j, 0): logits[j] for j in range(len(part))}
+        rows = logits  # one row per live beam, in the order of ``beams``
         for _ in range(max_new + 1):
+            top_lp, top_id = self._top_logprobs(rows, 2 * n)
+            r = 0
             for j in range(len(part)):
                 cur = beams[j]
                 if not cur:
                     continue
                 cands: list[tuple[float, int, int]] = []  # (score, beam index, token)
                 for b, s in enumerate(cur):
-                    lp = self._mask(step_logits[(j, b)])
-                    m = lp.max()
-                    lp = lp - (m + np.log(np.exp(lp - m).sum()))
-                    top = np.argpartition(-lp, 2 * n)[: 2 * n]
-                    cands += [(s.logprob + float(lp[t]), b, int(t)) for t in top]
+                    cands += [(s.logprob + float(v), b, int(t)) for v, t in zip(top_lp[r], top_id[r], strict=True)]
+                    r += 1
                 cands.sort(key=lambda c: -c[0])
                 nxt: list[tuple[_Seq, int, float]] = []
                 for score, b, tok in cands:
@@ -596,13 +609,9 @@ class LlamaCppLM:
             if not live:
                 break
             self._decode([(s.last, s.pos, s.seq_id, True) for s in live])
-            step_logits = {}
-            i = 0
-            for j, bs in enumerate(beams):
-                for b, s in enumerate(bs):
-                    s.pos += 1
-                    step_logits[(j, b)] = self._logits(i)
-                    i += 1
+            for s in live:
+                s.pos += 1
+            rows = self._rows(len(live))
         for j, bs in enumerate(beams):  # the length limit: what is left counts as finished
             for s in bs:
                 finished[j].append((s.logprob / max(1, len(s.out)), s.text))

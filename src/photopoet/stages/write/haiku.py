@@ -3,7 +3,8 @@
 1. **Scene**: one photo is described by its labels and visual concepts; several photos first get ONE merged
    sentence of what they share, written by the generator (kept only when it names at least one of their
    concepts or labels; otherwise, deterministically, the concepts most of them share).
-2. **Candidates**: the generator samples ``haiku.candidates`` continuations of a few-shot prompt.
+2. **Candidates**: the generator samples ``haiku.candidates`` continuations of a few-shot prompt; when none of
+   them can be made to scan, it samples as many again, up to ``haiku.rounds`` rounds (posts batched per round).
 3. **Repair or reject** (:func:`fit_575`): lines that already scan are kept; otherwise the words are re-split
    into 5-7-5 when they total 17, filler words are dropped ("the", "so", "just", ...) from a long line or a
    one- or two-syllable word is added to a short one; anything still off, a line ending on "the", "of", ...,
@@ -309,16 +310,28 @@ class HaikuWriter:
             return []
         scenes = self.describe_many(items)
         raws: list[list[str]] = [[] for _ in items]
-        if self.generator is not None:
-            raws = self.generator.generate(
-                [haiku_prompt(scene) for scene in scenes],
+        todo = list(range(len(items))) if self.generator is not None else []
+        for r in range(self.cfg.rounds):
+            if not todo:
+                break
+            outs = self.generator.generate(
+                [haiku_prompt(scenes[i]) for i in todo],
                 max_new_tokens=self.cfg.max_new_tokens,
                 temperature=self.cfg.temperature,
                 num_return_sequences=self.cfg.candidates,
-                seed=self.cfg.seed,
+                seed=self.cfg.seed + r,
                 stop=HAIKU_STOP,
             )
+            for i, o in zip(todo, outs, strict=True):
+                raws[i] += o
+            # another round only for the posts none of whose candidates could be made to scan
+            todo = [i for i in todo if not any(self._fits(x) for x in raws[i])]
         return [self._choose(it, scene, raw) for it, scene, raw in zip(items, scenes, raws, strict=True)]
+
+    @staticmethod
+    def _fits(raw: str) -> bool:
+        f = fit_575(parse_candidate(raw))
+        return f is not None and not copies_example(f[0])
 
     def _choose(self, item: HaikuInput, scene: str, raws: list[str]) -> HaikuResult:
         fitted: list[tuple[list[str], bool]] = []
