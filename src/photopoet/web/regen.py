@@ -2,8 +2,9 @@
 
 "Regenerate" writes from the post as it is now (its current photos, labels recomputed from them) and asks for
 another version each time: the n-th caption of a post picks its template opener by ``<id>~n`` and its
-generation seed by ``seed + n``, the haiku's seed advances the same way, and the poem is the best reranked
-line the post has not been shown yet. Models load on first use and stay loaded while the server runs.
+generation seed by ``seed + n`` (sampled at ``REGEN_TEMPERATURE`` when the config decodes greedily), the
+haiku's seed advances the same way, and the poem is the best reranked line the post has not been shown yet.
+Models load on first use and stay loaded while the server runs (the generator is the process's shared one).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from photopoet.stages.write.texts import TextWriter, mean_vector, post_concepts
 from photopoet.web.state import understood_of
 
 logger = logging.getLogger(__name__)
+
+REGEN_TEMPERATURE = 0.8  # "another version" of a caption the config decodes greedily: sampled, seed + attempt
 
 
 class Regenerator:
@@ -75,7 +78,10 @@ class Regenerator:
         }
 
     def caption(self, ctx: dict[str, Any], attempt: int) -> dict[str, Any]:
-        ccfg = self.cfg.caption.model_copy(update={"seed": self.cfg.caption.seed + attempt})
+        update: dict[str, Any] = {"seed": self.cfg.caption.seed + attempt}
+        if attempt > 0 and self.cfg.caption.temperature == 0:
+            update["temperature"] = REGEN_TEMPERATURE  # greedy decoding would write the same caption again
+        ccfg = self.cfg.caption.model_copy(update=update)
         needs_gen = ccfg.mode != "template"
         writer = CaptionWriter(
             ccfg,
