@@ -11,7 +11,7 @@ from write_fakes import HashEncoder, ScriptedGenerator
 
 from photopoet.config import CaptionConfig, ConfigError, load_config
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter, caption_prompt
-from photopoet.stages.write.clean import clean_caption, drop_repeats, truncate
+from photopoet.stages.write.clean import clean_caption, drop_repeats, has_loop, truncate
 from photopoet.stages.write.style import StyleBank, StyleExample, StyleFileError, load_style_file
 from photopoet.stages.write.template import hashtags_for, template_caption
 
@@ -237,3 +237,27 @@ def test_an_event_the_style_file_never_saw_still_gets_examples_and_its_own_tag(t
     empty, _ = _writer(["#tags only"], candidates=1)  # and when nothing usable comes back, the template names it
     r = empty.write(item, mode="generative")
     assert r.mode == "generative:template" and r.caption.startswith("Scenes from Robotics Expo 2031")
+
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        # written by photopoet on held-out club posts and on the club's own (quoted in the issues)
+        "A group of students in a group photo of a group of students in a group photo of a group of students in",
+        "A barbershop, a restaurant, a bookstore, a barber shop, a restaurant, a bookstore, a barbershop, a restaurant",
+        "A farewell to the barbershop, restaurant, bookstore, and a farewell to the barber shop, restaurant, bookstore",
+    ],
+)
+def test_repetition_loops_never_pass_the_cleaner(loop: str) -> None:
+    assert has_loop(loop)
+    assert clean_caption(loop) == ""
+
+
+def test_real_captions_are_not_loops() -> None:
+    club = [
+        "Lost in the serenity of Spiti Valley, where the mountains whisper peace and the views take your breath away.",
+        "Not just seniors, but mentors, friends, and the soul of Montage. Your legacy rolls on in every frame.",
+        "From the stage to the stands, a night of music, lights and friends: the fest, the crowd, the last song.",
+    ]
+    for text in club:
+        assert not has_loop(text) and clean_caption(text) == text

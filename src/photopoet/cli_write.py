@@ -224,7 +224,16 @@ class PhotoEncoder:
         out = self.models.image_encoder.encode(np.stack(self.pending))
         self.pending = []
         self.vectors.append(self.models.mapper.to_text_space(out))
-        self.concepts.extend([c for c, _ in row] for row in self.models.mapper.concepts(out, self.k))
+        self.concepts.extend(self.words(row) for row in self.models.mapper.concepts(out, self.k))
+
+    def words(self, pairs: list[tuple[str, float]]) -> list[str]:
+        """A photo's concepts as the writers get them in a run (offline tier: plain words, confident ones)."""
+        cfg = self.models.cfg
+        if cfg.models.tier != "offline":
+            return [c for c, _ in pairs]
+        from photopoet.stages.concepts import class_index, plain_concepts
+
+        return list(plain_concepts(pairs, cfg.understand.concept_min_prob, class_index()))
 
     def split(self, counts: Sequence[int]) -> list[tuple[Any, list[list[str]]]]:
         """Per post (its photo count): its vectors (None for none) and per-photo concepts."""

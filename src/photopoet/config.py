@@ -84,6 +84,12 @@ class UnderstandConfig(_Section):
     )
     prompt: str = Field("a photo of {label}", description="text each label is embedded as; must hold {label}")
     faces: bool = Field(True, description="count frontal faces (OpenCV Haar cascade) for portrait / group photo")
+    concept_min_prob: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="offline tier: an ImageNet class is named to the writers (in plain words) from this probability",
+    )
 
     @field_validator("labels", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from photopoet.cache import Cache
 from photopoet.config import Config
 from photopoet.records import Label, Photo, Understood
+from photopoet.stages.concepts import class_index, plain_concepts
 from photopoet.stages.ingest import working_copy_from_bytes
 
 
@@ -229,12 +230,15 @@ def understand(
         Z = apply_faces(Z0, labels, look.faces, uc.threshold) if uc.faces else Z0
     boosted = Z > Z0 if labels and photos else np.zeros_like(Z, dtype=bool)
     out: list[Understood] = []
+    index = class_index() if cfg.models.tier == "offline" else {}
     for i, p in enumerate(photos):
+        pairs = concepts.get(p.sha256, [])
+        words = plain_concepts(pairs, uc.concept_min_prob, index) if index else tuple(str(c[0]) for c in pairs)
         out.append(
             Understood(
                 photo=p,
                 labels=tuple(pick_labels(raw[i], Z[i], labels, uc.topk, uc.threshold, boosted[i])) if labels else (),
-                concepts=tuple(str(c[0]) for c in concepts.get(p.sha256, [])),
+                concepts=words,
             )
         )
     return Understanding(

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from photopoet.config import CaptionConfig
+from photopoet.stages.concepts import jargon_in
 from photopoet.stages.write.clean import clean_caption, copied_share
 from photopoet.stages.write.style import StyleBank, StyleExample, topic_text
 from photopoet.stages.write.template import hashtags_for, template_caption, with_swipe_hint
@@ -129,6 +130,8 @@ class CaptionWriter:
                     continue
                 if any(copied_share(c, src) > MAX_COPIED for src in sources):
                     continue  # the model repeated an example or the topic line instead of writing
+                if jargon_in(c, [*sources, *item.labels, *item.concepts, item.event or ""]):
+                    continue  # an ImageNet misfire ("dust jacket", "website"), not what the photos show
                 out.append(c)
             res.append(out)
         return res

@@ -2,14 +2,16 @@
 
 Rules, in order: keep only the first paragraph and cut at a prompt field the model started to write
 ("Event:", "Caption:", ...); drop e-mail addresses, URLs, @handles and #hashtags (hashtags are made
-separately); drop repeated words and phrases and sentences said twice; trim stray quotes and punctuation; cut
-to a length limit at a sentence end (else a word end). The result may be empty: callers fall back to a template.
+separately); drop repeated words and phrases and sentences said twice; reject text that loops (:func:`has_loop`);
+trim stray quotes and punctuation; cut to a length limit at a sentence end (else a word end). The result may be
+empty: callers fall back to a template.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)  # before URLs: "a@iitg.ac.in" would lose ".ac.in"
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+\.(?:com|org|net|in|io|ly|me)(?:/\S*)?\b", re.IGNORECASE)
@@ -54,6 +56,19 @@ def drop_repeats(text: str, max_n: int = 8) -> str:
     return " ".join(kept)
 
 
+def has_loop(text: str) -> bool:
+    """True when the text goes round in a loop: a run of 4 words said twice, or of 3 words said three times
+    (case and punctuation ignored). A small model's loops vary a little each time round ("a barbershop, a
+    restaurant, a bookstore, a barber shop, a restaurant, ..."), so immediate repeats are not enough. None of
+    the club's 75 captions has one; every loop quoted in the issues does."""
+    toks = [t for t in (_norm(x) for x in text.split()) if t]
+    for n, times in ((4, 2), (3, 3)):
+        grams = Counter(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
+        if grams and max(grams.values()) >= times:
+            return True
+    return False
+
+
 def truncate(text: str, max_chars: int) -> str:
     """At most ``max_chars`` characters, cut after the last whole sentence that fits, else at a word end."""
     if len(text) <= max_chars:
@@ -90,6 +105,8 @@ def clean_caption(raw: str, max_chars: int = 300, min_chars: int = 10) -> str:
     text = re.sub(r"([,;:])(?=[,.!?;:])", "", text)
     text = re.sub(r"\(\s*\)|\[\s*\]", "", text)
     text = re.sub(r"\s+", " ", text).strip()
+    if has_loop(text):
+        return ""  # a loop is never a caption: the caller falls back
     text = truncate(text, max_chars)
     if display_width(text) < min_chars or not any(c.isalpha() for c in text):
         return ""

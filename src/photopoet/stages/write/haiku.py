@@ -26,6 +26,7 @@ from itertools import combinations
 import numpy as np
 
 from photopoet.config import HaikuConfig
+from photopoet.stages.concepts import jargon_in
 from photopoet.stages.write.caption import agreement
 from photopoet.stages.write.clean import clean_caption
 from photopoet.stages.write.syllables import count_syllables, non_english_share, word_syllables
@@ -291,7 +292,11 @@ class HaikuWriter:
         raws = self.generator.generate(prompts, max_new_tokens=32, temperature=0.0, stop=DESCRIBE_STOP)
         for i, raw in zip(todo, raws, strict=True):
             text = clean_caption(raw[0].split("\n")[0], max_chars=160, min_chars=8)
-            if text and _grounded(text, items[i].concepts_per_photo, items[i].labels):
+            if (
+                text
+                and _grounded(text, items[i].concepts_per_photo, items[i].labels)
+                and not self._jargon(text, items[i])
+            ):
                 out[i] = text.rstrip(".")
         return out
 
@@ -329,6 +334,12 @@ class HaikuWriter:
         return [self._choose(it, scene, raw) for it, scene, raw in zip(items, scenes, raws, strict=True)]
 
     @staticmethod
+    def _jargon(text: str, item: HaikuInput) -> bool:
+        """True when ``text`` names an ImageNet misfire the post's own words do not hold."""
+        allowed = [*item.labels, *(c for cs in item.concepts_per_photo for c in cs), item.event or ""]
+        return bool(jargon_in(text, allowed))
+
+    @staticmethod
     def _fits(raw: str) -> bool:
         f = fit_575(parse_candidate(raw))
         return f is not None and not copies_example(f[0])
@@ -337,7 +348,7 @@ class HaikuWriter:
         fitted: list[tuple[list[str], bool]] = []
         for r in raws:
             f = fit_575(parse_candidate(r))
-            if f is not None and copies_example(f[0]):
+            if f is not None and (copies_example(f[0]) or self._jargon(" ".join(f[0]), item)):
                 continue
             if f is not None and all(f[0] != g[0] for g in fitted):
                 fitted.append(f)

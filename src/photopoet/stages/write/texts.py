@@ -238,6 +238,7 @@ TEXTS_KIND = "post-texts:v1"  # per post: caption, hashtags, haiku, caption mode
 def _texts_key(p: Post, by_path: Mapping[str, Understood], event: str | None, cfg: Config) -> str:
     parts = {
         "photos": [by_path[x].photo.sha256 for x in p.photos],
+        "concepts": [list(by_path[x].concepts) for x in p.photos],  # the words the writers are given
         "event": event,
         "labels": list(p.labels),
         "caption": cfg.caption.model_dump(mode="json"),
