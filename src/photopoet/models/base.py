@@ -91,6 +91,18 @@ class Generator(Protocol):
         ...
 
 
+def check_generate_args(prompts, max_new_tokens: int, temperature: float, num_return_sequences: int) -> None:
+    """The argument checks every :class:`Generator` engine makes before decoding."""
+    if isinstance(prompts, str):
+        raise TypeError("prompts must be a list of strings, not one string")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if num_return_sequences < 1:
+        raise ValueError(f"num_return_sequences must be at least 1, got {num_return_sequences}")
+
+
 def stop_at(text: str, stop: Sequence[str]) -> str | None:
     """``text`` cut before the first of the ``stop`` strings found after its leading whitespace (a continuation
     often starts with a newline), or None when none is there."""

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from photopoet.models.base import stop_at
+from photopoet.models.base import check_generate_args, stop_at
 
 logger = logging.getLogger(__name__)
 
@@ -379,14 +379,7 @@ class LlamaCppLM:
         *,
         stop: Sequence[str] = (),
     ) -> list[list[str]]:
-        if isinstance(prompts, str):
-            raise TypeError("prompts must be a list of strings, not one string")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
-        if num_return_sequences < 1:
-            raise ValueError(f"num_return_sequences must be at least 1, got {num_return_sequences}")
+        check_generate_args(prompts, max_new_tokens, temperature, num_return_sequences)
         if not prompts:
             return []
         import time

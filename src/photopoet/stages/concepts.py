@@ -17,6 +17,7 @@ The ConSE text-space vectors still mix every class; only the words shown to the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 _RANGES: tuple[tuple[int, int, str], ...] = (
     (0, 6, "fish"),
@@ -190,6 +191,7 @@ def plain_concepts(
     return tuple(out)
 
 
+@lru_cache(maxsize=1)
 def class_index() -> dict[str, int]:
     """ImageNet class name -> index (the first, where two classes share a readable name)."""
     from photopoet.models.offline import imagenet_class_names
