@@ -173,7 +173,9 @@ class SeededGenerator(ScriptedGenerator):
         super().__init__([])
         self.good, self.calls = good, []
 
-    def generate(self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0, *, stop=()):
+    def generate(
+        self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0, *, stop=(), max_lines=0
+    ):
         self.calls.append((list(prompts), seed))
         ok = "\nwarm light on the stage\nthe drummer counts in the band\na crowd starts to sing"
         out = []

@@ -86,6 +86,27 @@ def test_stop_at_skips_leading_whitespace() -> None:
     assert stop_at("no stop here", ("\n",)) is None
 
 
+def test_stop_at_max_lines_counts_from_the_first_line() -> None:
+    text = "\nan old pond\na frog jumps in\nthe sound of water\nPhoto: next"
+    assert stop_at(text, (), max_lines=3) == "\nan old pond\na frog jumps in\nthe sound of water"
+    assert stop_at(text, (), max_lines=1) == "\nan old pond"
+    assert stop_at("\nonly\ntwo lines", (), max_lines=3) is None  # the third line has not ended
+    assert stop_at(text, ("frog",), max_lines=3) == "\nan old pond\na "  # whichever comes first
+    assert stop_at(text, ()) is None  # 0: no line limit
+
+
+def test_max_lines_ends_the_decoding_after_that_many_lines(gguf: Path) -> None:
+    prompt = haiku_prompt("a lantern by the river at night")
+    free, limited = engine(gguf), engine(gguf)
+    full = [free.generate([prompt], max_new_tokens=40, temperature=0.8, seed=s)[0][0] for s in range(4)]
+    cut = [limited.generate([prompt], max_new_tokens=40, temperature=0.8, seed=s, max_lines=3)[0][0] for s in range(4)]
+    assert all(t.strip().count("\n") <= 2 for t in cut)
+    assert any(t.strip().count("\n") > 2 for t in full)  # the model goes on past three lines by itself
+    assert limited.stats.new_tokens < free.stats.new_tokens
+    for f, c in zip(full, cut, strict=True):
+        assert c == (stop_at(f, (), 3) if stop_at(f, (), 3) is not None else f)
+
+
 def test_shared_prompt_prefixes_are_decoded_once(gguf: Path) -> None:
     g = engine(gguf)
     g.generate([haiku_prompt("a cat on a sofa")], max_new_tokens=4)

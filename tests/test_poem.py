@@ -400,7 +400,9 @@ class Canned:
     def __init__(self, answer: str | Exception) -> None:
         self.answer, self.prompts = answer, []
 
-    def generate(self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0, *, stop=()):
+    def generate(
+        self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0, *, stop=(), max_lines=0
+    ):
         self.prompts.extend(prompts)
         if isinstance(self.answer, Exception):
             raise self.answer

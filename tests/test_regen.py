@@ -18,7 +18,9 @@ class Recording:
     def __init__(self):
         self.calls = []
 
-    def generate(self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0, *, stop=()):
+    def generate(
+        self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0, *, stop=(), max_lines=0
+    ):
         self.calls.append((temperature, seed))
         return [[f" A fresh caption number {len(self.calls)} about the stage."] * num_return_sequences for _ in prompts]
 

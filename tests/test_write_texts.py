@@ -28,7 +28,9 @@ class CountingGenerator:
         self.calls: list[list[str]] = []
         self.fail_on = fail_on
 
-    def generate(self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0, *, stop=()):
+    def generate(
+        self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0, *, stop=(), max_lines=0
+    ):
         self.calls.append(list(prompts))
         if self.fail_on is not None and len(self.calls) == self.fail_on:
             raise KeyboardInterrupt("killed")

@@ -31,6 +31,8 @@ class ScriptedGenerator:
         self.outputs = outputs
         self.prompts: list[str] = []
 
-    def generate(self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0, *, stop=()):
+    def generate(
+        self, prompts, max_new_tokens=40, temperature=0.0, num_return_sequences=1, seed=0, *, stop=(), max_lines=0
+    ):
         self.prompts.extend(prompts)
         return [list(self.outputs[:num_return_sequences]) for _ in prompts]

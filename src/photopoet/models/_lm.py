@@ -191,6 +191,7 @@ class TransformersCausalLM:
         *,
         adapter: str | None = None,
         stop: Sequence[str] = (),
+        max_lines: int = 0,
     ) -> list[list[str]]:
         check_generate_args(prompts, max_new_tokens, temperature, num_return_sequences)
         if not prompts:
@@ -201,8 +202,8 @@ class TransformersCausalLM:
         step = self.batch_size if temperature == 0 else 1
         for i in range(0, len(prompts), step):
             out.extend(self._run(list(prompts[i : i + step]), gc, seed, adapter))
-        if stop:  # decoded in full, then cut: the same texts an engine that stops early gives
-            out = [[cut if (cut := stop_at(t, stop)) is not None else t for t in row] for row in out]
+        if stop or max_lines > 0:  # decoded in full, then cut: the same texts an engine that stops early gives
+            out = [[cut if (cut := stop_at(t, stop, max_lines)) is not None else t for t in row] for row in out]
         return out
 
 
@@ -223,7 +224,15 @@ class AdaptedCausalLM:
         seed: int = 0,
         *,
         stop: Sequence[str] = (),
+        max_lines: int = 0,
     ) -> list[list[str]]:
         return self.base.generate(
-            prompts, max_new_tokens, temperature, num_return_sequences, seed, adapter=self.adapter, stop=stop
+            prompts,
+            max_new_tokens,
+            temperature,
+            num_return_sequences,
+            seed,
+            adapter=self.adapter,
+            stop=stop,
+            max_lines=max_lines,
         )

@@ -84,10 +84,12 @@ class Generator(Protocol):
         seed: int = 0,
         *,
         stop: Sequence[str] = (),
+        max_lines: int = 0,
     ) -> list[list[str]]:
         """Per prompt, ``num_return_sequences`` continuations (prompt stripped). Temperature 0 is greedy. A
-        continuation ends before the first ``stop`` string that follows its leading whitespace (an engine may
-        stop decoding there; one that cannot cuts the text)."""
+        continuation ends before the first ``stop`` string that follows its leading whitespace, and with
+        ``max_lines`` > 0 at the end of its ``max_lines``-th line (an engine may stop decoding there; one that
+        cannot cuts the text)."""
         ...
 
 
@@ -103,11 +105,20 @@ def check_generate_args(prompts, max_new_tokens: int, temperature: float, num_re
         raise ValueError(f"num_return_sequences must be at least 1, got {num_return_sequences}")
 
 
-def stop_at(text: str, stop: Sequence[str]) -> str | None:
+def stop_at(text: str, stop: Sequence[str], max_lines: int = 0) -> str | None:
     """``text`` cut before the first of the ``stop`` strings found after its leading whitespace (a continuation
-    often starts with a newline), or None when none is there."""
+    often starts with a newline) or, with ``max_lines`` > 0, before the newline that ends its ``max_lines``-th
+    line (counted from that leading whitespace); None when neither is there."""
     start = len(text) - len(text.lstrip())
     hits = [i for i in (text.find(x, start) for x in stop if x) if i >= 0]
+    if max_lines > 0:
+        end = start - 1
+        for _ in range(max_lines):
+            end = text.find("\n", end + 1)
+            if end < 0:
+                break
+        else:
+            hits.append(end)
     return text[: min(hits)] if hits else None
 
 

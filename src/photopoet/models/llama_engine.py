@@ -46,6 +46,7 @@ from photopoet.models.base import check_generate_args, stop_at
 logger = logging.getLogger(__name__)
 
 _N_BATCH = 4096  # tokens per llama_decode call (split into micro-batches of 512 inside)
+_Stop = tuple[tuple[str, ...], int]  # (stop strings, max_lines): where a continuation ends
 _MARKUP = re.compile(r"^(<[^<>\s]+>|\[[^\[\]\s]+\])$")
 
 
@@ -378,6 +379,7 @@ class LlamaCppLM:
         seed: int = 0,
         *,
         stop: Sequence[str] = (),
+        max_lines: int = 0,
     ) -> list[list[str]]:
         check_generate_args(prompts, max_new_tokens, temperature, num_return_sequences)
         if not prompts:
@@ -401,9 +403,11 @@ class LlamaCppLM:
             out: list[list[str]] = []
             for part in self._groups(toks, self.max_seqs // per_prompt, n, max_new_tokens):
                 if beams:
-                    out.extend(self._beam_group(part, max_new_tokens, n, tuple(stop)))
+                    out.extend(self._beam_group(part, max_new_tokens, n, (tuple(stop), max_lines)))
                 else:
-                    out.extend(self._sample_group(part, max_new_tokens, float(temperature), n, seed, tuple(stop)))
+                    out.extend(
+                        self._sample_group(part, max_new_tokens, float(temperature), n, seed, (tuple(stop), max_lines))
+                    )
             self.stats.calls += 1
             self.stats.decode_s += time.perf_counter() - t0
             return out
@@ -501,16 +505,17 @@ class LlamaCppLM:
         lse = torch.logsumexp(t, dim=1, keepdim=True)
         return (vals - lse).double().numpy(), idx.numpy()
 
-    def _advance(self, s: _Seq, token: int, max_new: int, stop: tuple[str, ...]) -> None:
-        """Append ``token`` to ``s`` and mark it done at an end token, the length limit or a stop string."""
+    def _advance(self, s: _Seq, token: int, max_new: int, stop: _Stop) -> None:
+        """Append ``token`` to ``s`` and mark it done at an end token, the length limit, a stop string or the
+        line limit (``stop`` is (strings, max_lines))."""
         if token in self._eog:
             s.done = True
             return
         s.out.append(token)
         s.last = token
         s.text = self.detokenize(s.out)
-        if stop:
-            cut = stop_at(s.text, stop)
+        if stop[0] or stop[1] > 0:
+            cut = stop_at(s.text, *stop)
             if cut is not None:
                 s.text = cut
                 s.done = True
@@ -519,7 +524,7 @@ class LlamaCppLM:
             s.done = True
 
     def _sample_group(
-        self, part: list[list[int]], max_new: int, temperature: float, n: int, seed: int, stop: tuple[str, ...]
+        self, part: list[list[int]], max_new: int, temperature: float, n: int, seed: int, stop: _Stop
     ) -> list[list[str]]:
         ll, mem = self._ll, self._mem
         first, logits = self._start(part, n, n)
@@ -550,7 +555,7 @@ class LlamaCppLM:
             res[s.prompt].append(s.text)
         return res
 
-    def _beam_group(self, part: list[list[int]], max_new: int, n: int, stop: tuple[str, ...]) -> list[list[str]]:
+    def _beam_group(self, part: list[list[int]], max_new: int, n: int, stop: _Stop) -> list[list[str]]:
         """Beam search with ``n`` beams per prompt; the ``n`` best finished hypotheses (sum of log-probabilities
         over length), stopping once ``n`` have finished (early stopping)."""
         ll, mem = self._ll, self._mem

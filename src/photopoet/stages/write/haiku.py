@@ -326,6 +326,7 @@ class HaikuWriter:
                 num_return_sequences=self.cfg.candidates,
                 seed=self.cfg.seed + r,
                 stop=HAIKU_STOP,
+                max_lines=3,  # fit_575 reads three lines: a fourth would be decoded for nothing
             )
             for i, o in zip(todo, outs, strict=True):
                 raws[i] += o
