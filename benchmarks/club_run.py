@@ -15,7 +15,11 @@ whole run, seconds per post for each writer, the generator's load time and decod
 seconds inside generate), and the process's peak RSS; then the ratio of each run to the template-only run.
 The load average is printed before and after: on a shared machine it says how much CPU was free.
 
-    .venv/bin/python benchmarks/club_run.py [--photos ../shared/club/images] [--runs template,default]
+    .venv/bin/python benchmarks/club_run.py [--photos ../shared/club/images] [--runs template,default] [--threads N]
+
+On a machine others share, ``--threads N`` fixes the generator's threads (``models.threads``) instead of taking
+them from the free cores, and ``nice -n -10`` (as root) keeps other work from taking them: the figures then say
+what the run costs on an idle machine.
 """
 
 from __future__ import annotations
@@ -38,13 +42,15 @@ RUNS = {
 STAGES = ("ingest", "understand", "cull", "group", "captions", "haiku", "poems", "render")
 
 
-def child(photos: Path, work: Path, name: str, result: Path) -> None:
+def child(photos: Path, work: Path, name: str, result: Path, threads: int = 0) -> None:
     """One run, in this process; its figures into ``result`` as JSON."""
     from photopoet.config import load_config
     from photopoet.pipeline import run
 
     over = json.loads(json.dumps(RUNS[name]))
     over.setdefault("cache", {})["dir"] = str(work / f"cache-{name}")
+    if threads:
+        over.setdefault("models", {})["threads"] = threads
     cfg = load_config(overrides=over)
     t = time.perf_counter()
     res = run(photos, work / f"out-{name}", cfg, progress=False)
@@ -68,9 +74,10 @@ def child(photos: Path, work: Path, name: str, result: Path) -> None:
     result.write_text(json.dumps(row))
 
 
-def run_one(photos: Path, work: Path, name: str) -> dict:
+def run_one(photos: Path, work: Path, name: str, threads: int = 0) -> dict:
     result = work / f"{name}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--photos", str(photos), "--work", str(work)]
+    cmd += ["--threads", str(threads)]
     log = work / f"{name}.log"
     load_before = os.getloadavg()[0]
     t = time.perf_counter()
@@ -97,23 +104,28 @@ def main() -> None:
     ap.add_argument("--runs", default="template,default", help="comma-separated: template, default, transformers")
     ap.add_argument("--keep", type=Path, help="work here (kept) instead of a temporary folder")
     ap.add_argument("--json", type=Path, help="also write the rows here")
+    ap.add_argument("--threads", type=int, default=0, help="generator threads (models.threads; 0: from the free cores)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.photos, args.work, args.child, args.work / f"{args.child}.json")
+        child(args.photos, args.work, args.child, args.work / f"{args.child}.json", args.threads)
         return
     names = [n.strip() for n in args.runs.split(",") if n.strip()]
     bad = [n for n in names if n not in RUNS]
     if bad:
         raise SystemExit(f"--runs: unknown {bad}; known: {', '.join(RUNS)}")
-    print(f"load average before: {os.getloadavg()[0]:.1f} (1 min), cores: {os.cpu_count()}", file=sys.stderr)
+    print(
+        f"load average before: {os.getloadavg()[0]:.1f} (1 min), cores: {os.cpu_count()}, "
+        f"nice: {os.nice(0)}, generator threads: {args.threads or 'from the free cores'}",
+        file=sys.stderr,
+    )
     with tempfile.TemporaryDirectory(prefix="club-run-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         rows = []
         for n in names:
-            rows.append(run_one(args.photos.resolve(), work, n))
+            rows.append(run_one(args.photos.resolve(), work, n, args.threads))
             print(f"{n}: {rows[-1]['wall_s']:.1f} s", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
