@@ -3,6 +3,7 @@ it is reproducible, stops where it is told, reuses prompt prefixes, and falls ba
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -147,12 +148,32 @@ def test_arguments_are_checked(gemma) -> None:
 
 def test_threads_from_the_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(le.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    monkeypatch.setattr(le.os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # only this process
+    monkeypatch.setattr(le, "_others_busy", lambda: 0.1)
     assert le.free_cores() == 4
-    monkeypatch.setattr(le.os, "getloadavg", lambda: (3.2, 1.0, 1.0))  # two other busy processes
+    monkeypatch.setattr(le, "_others_busy", lambda: 2.0)  # two other busy processes
     assert le.free_cores() == 2
-    monkeypatch.setattr(le.os, "getloadavg", lambda: (40.0, 1.0, 1.0))
+    monkeypatch.setattr(le, "_others_busy", lambda: 40.0)
     assert le.free_cores() == 1
+    monkeypatch.setattr(le, "_others_busy", lambda: None)  # no /proc/stat: the load average, less this process
+    monkeypatch.setattr(le.os, "getloadavg", lambda: (3.2, 1.0, 1.0))
+    assert le.free_cores() == 2
+
+
+def test_busy_cores_leave_out_this_process_and_niced_ones() -> None:
+    # ticks at 100 Hz over 1 s on 2 cores: user, nice, system, idle, iowait, irq, softirq, steal
+    before = [1000, 500, 300, 9000, 10, 0, 0, 0]
+    both_ours = [1000 + 180, 500, 300 + 20, 9000, 10, 0, 0, 0]  # 2 cores busy, all of it this process's 2.0 s
+    assert le.busy_cores(before, both_ours, own_s=2.0, wall_s=1.0, hz=100) == pytest.approx(0.0)
+    other = [1000 + 100, 500, 300, 9000 + 100, 10, 0, 0, 0]  # one core busy with someone else
+    assert le.busy_cores(before, other, own_s=0.0, wall_s=1.0, hz=100) == pytest.approx(1.0)
+    niced = [1000, 500 + 100, 300, 9000 + 100, 10, 0, 0, 0]  # a nice 19 process: it yields, the core is ours
+    assert le.busy_cores(before, niced, own_s=0.0, wall_s=1.0, hz=100) == pytest.approx(0.0)
+
+
+def test_free_cores_reads_this_machine() -> None:
+    n = le.free_cores()
+    assert 1 <= n <= len(os.sched_getaffinity(0))
+    assert le._others_busy() is not None  # /proc/stat is read on Linux
 
 
 def test_threads_setting_reaches_the_engine(tmp_path: Path, gguf: Path) -> None:
