@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import pickle
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +145,22 @@ def test_importing_photopoet_does_not_load_the_engine() -> None:
     code = "import sys, photopoet, photopoet.models.ocr; print(sorted({'rapidocr', 'onnxruntime'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_loads_and_reads_with_the_network_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("rapidocr", reason="rapidocr==3.10.0 is not installed in this environment")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the OCR reader tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    fresh = ocr.TextReader(det_side=640)  # a new engine: its models load here, from the wheel
+    assert _words(fresh.read(_poster()[0])) == ["photo", "exhibition", "main", "auditorium", "15", "august"]
+
+
+def test_a_pickled_reader_reloads_with_its_settings(reader: ocr.TextReader) -> None:
+    back = pickle.loads(pickle.dumps(reader))
+    assert back is not reader and back.name == reader.name
+    im = _poster()[0]
+    assert back.read(im) == reader.read(im)

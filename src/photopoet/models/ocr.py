@@ -103,7 +103,8 @@ class TextReader:
 
     `det_side`: long side (pixels) at which text is detected; `min_confidence`: lines recognised with less are
     dropped (RapidOCR's ``text_score``); `threads`: onnxruntime's intra-op threads (0: its default, all cores).
-    Loading is done once, here; :meth:`read` is safe to call from several threads (one at a time inside)."""
+    Loading is done once, here; :meth:`read` is safe to call from several threads (one at a time inside). A
+    reader pickles as its settings, so it can be sent to worker processes (each loads the models once)."""
 
     def __init__(self, det_side: int = DEFAULT_DET_SIDE, min_confidence: float = 0.5, threads: int = 0) -> None:
         if det_side < 32:
@@ -127,7 +128,12 @@ class TextReader:
         self._lock = threading.Lock()
         # load the three models now, not on the first photo (RapidOCR loads them lazily)
         self._engine(np.full((64, 64, 3), 255, np.uint8))
+        self._threads = int(threads)
         self.name = f"rapidocr-{_version('rapidocr')}:ppocrv6-small:det{self.det_side}:score{self.min_confidence:g}"
+
+    def __reduce__(self) -> tuple[Any, tuple[int, float, int]]:
+        """Pickled as its settings (for process pools and Ray workers): unpickling loads the models again."""
+        return (type(self), (self.det_side, self.min_confidence, self._threads))
 
     def read(self, image: Image.Image | np.ndarray) -> list[TextLine]:
         """The lines of text in `image` (a PIL image, or an RGB array), top to bottom, then left to right;
