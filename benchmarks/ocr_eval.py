@@ -23,6 +23,7 @@ Engines (each needs its package; one that is missing is skipped with the reason)
   words with confidence at least 50 joined per line.
 
     python benchmarks/ocr_eval.py [--club ../shared/club] [--engines rapidocr-960,tesseract] [--out out/ocr.jsonl]
+        [--photo-side 512]
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ def main() -> None:
     ap.add_argument("--club", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "club")
     ap.add_argument("--engines", default=",".join(ALL_ENGINES))
     ap.add_argument("--out", type=Path, default=None, help="per photo and engine: the lines read (JSON lines)")
+    ap.add_argument(
+        "--photo-side",
+        type=int,
+        default=0,
+        help="scale each photo down to this long side first, like ingest's working copy (thumb_size 512); 0: as stored",
+    )
     args = ap.parse_args()
 
     doc = json.loads(DATA.read_text(encoding="utf-8"))
@@ -132,7 +139,10 @@ def main() -> None:
         if not path.is_file():
             raise SystemExit(f"{path}: missing (--club points at the club's data: posts.jsonl, images/)")
         with Image.open(path) as im:
-            images[p["file"]] = to_rgb(im)
+            rgb = to_rgb(im)
+        if args.photo_side:
+            rgb.thumbnail((args.photo_side, args.photo_side), Image.Resampling.LANCZOS)
+        images[p["file"]] = rgb
     n_test = sum(p["test"] for p in photos)
     print(
         f"photos: {len(photos)} ({n_test} in test posts), transcribed words: "
