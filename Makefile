@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint browser bench bench-dedupe bench-write bench-scale clean
+.PHONY: install demo test lint browser cjk-font bench bench-dedupe bench-write bench-scale bench-ocr clean
 
 # llama-cpp-python is built from source (PyPI has no wheel for it): the CPU library only, for any x86-64 with AVX2
 # (not -march=native, so a cached wheel also runs on another machine of the kind). About 5 minutes on 2 cores the
@@ -36,7 +36,11 @@ lint: $(STAMP)
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
 
-test: lint browser
+# a font with Chinese characters for the OCR test that reads Chinese (tests/test_ocr.py skips without one); 5 MB
+cjk-font:
+	test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || (apt-get update && apt-get install -y fonts-wqy-microhei)
+
+test: lint browser cjk-font
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
@@ -54,6 +58,14 @@ bench-write: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/python benchmarks/caption_eval.py
 	$(BIN)/python benchmarks/haiku_eval.py
+
+# OCR engines on the club's hand-transcribed posters (../shared/club): photopoet's reader, rapidocr-onnxruntime 1.4.4
+# (--no-deps: it asks for opencv-python, which would replace the headless build) and Debian's tesseract
+bench-ocr: $(STAMP)
+	command -v tesseract >/dev/null && test -f /usr/share/tesseract-ocr/5/tessdata/chi_sim.traineddata || \
+		(apt-get update && apt-get install -y tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim)
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps rapidocr-onnxruntime==1.4.4 pytesseract==0.3.13
+	$(BIN)/python benchmarks/ocr_eval.py
 
 # ingest + features local vs Ray (synthetic JPEGs), dedupe search at 100k vectors, projected cost at 1M / 10M;
 # then the club's photos through `photopoet run` with each executor (posts.json must be byte-identical)

@@ -41,6 +41,24 @@ class Label:
 
 
 @dataclass(frozen=True)
+class TextLine:
+    """One line of text read in a photo (OCR). ``box`` is (left, top, right, bottom) as fractions 0-1 of the
+    photo's width and height."""
+
+    text: str
+    confidence: float
+    box: tuple[float, float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "confidence": self.confidence, "box": list(self.box)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TextLine:
+        b = d["box"]
+        return cls(str(d["text"]), float(d["confidence"]), (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
+
+
+@dataclass(frozen=True)
 class Understood:
     """A photo with what the models saw in it."""
 
