@@ -24,7 +24,7 @@ from photopoet.stages.group import group_understood
 from photopoet.stages.ingest import ingest
 from photopoet.stages.plots import report_plots
 from photopoet.stages.render import posts_document, render_report, write_post_folders
-from photopoet.stages.scene import TextReader, describe_scenes
+from photopoet.stages.scene import ReadsText, describe_scenes
 from photopoet.stages.understand import ModelSet, understand
 from photopoet.stages.write.template import event_from_folder
 from photopoet.stages.write.texts import TextWriter, write_texts
@@ -81,7 +81,7 @@ def check_folders(photos: Path, out: Path) -> None:
         raise RunError(f"{out}: exists and is not a folder")
 
 
-def with_scenes(und: Any, cfg: Config, cache: Cache, *, reader: TextReader | None = None, progress: bool = True):
+def with_scenes(und: Any, cfg: Config, cache: Cache, *, reader: ReadsText | None = None, progress: bool = True):
     """`und` (an Understanding) with each photo's scene attached (``Understood.scene``)."""
     scenes = describe_scenes(
         und.photos, cfg.scene, cache, faces=und.faces, face_share=und.face_share, reader=reader, progress=progress
@@ -105,7 +105,7 @@ def run(
     *,
     progress: bool = True,
     on_stage: Callable[[str], None] | None = None,
-    reader: TextReader | None = None,
+    reader: ReadsText | None = None,
 ) -> RunResult:
     """Every stage on `photos_dir`, outputs to `out`. `on_stage` (optional) is told the name of each stage as it
     starts (ingest, understand, scene, cull, group, write, render): the web UI shows it as live progress. The

@@ -48,14 +48,14 @@ TEXT_SIZE = 512  # ... and text-like boxes
 # Poster model: (mean, sd, weight) per feature, then the bias. Fitted by ``benchmarks/scene_eval.py --fit`` on
 # the photos of the club's train posts (train_style.is_test_post split); see the README for its test accuracy.
 POSTER_MODEL: dict[str, tuple[float, float, float]] = {
-    "text_lines": (1.3156, 0.8601, 1.6306),
-    "flat": (0.4427, 0.1774, 1.5264),
-    "edge": (0.0867, 0.0499, 1.1571),
+    "text_lines": (1.1407, 0.8766, 1.8374),
+    "flat": (0.4427, 0.1774, 1.3848),
+    "edge": (0.0867, 0.0499, 1.1889),
 }
-POSTER_BIAS = -0.5130
+POSTER_BIAS = -0.5035
 
 
-class TextReader(Protocol):
+class ReadsText(Protocol):
     """What the scene needs of an OCR engine (``photopoet.models.ocr.TextReader`` is one)."""
 
     def read(self, image: Image.Image) -> list[TextLine]: ...
@@ -92,8 +92,9 @@ def trim_border(a: np.ndarray, tol: int = 8) -> np.ndarray:
 
 def text_like_boxes(gray: np.ndarray) -> tuple[int, float]:
     """Blobs shaped like lines of type in a greyscale uint8 image: morphological gradient, Otsu, closed along
-    rows; kept when 1.2-12% of the height tall, at least 1.5x as wide as tall and 35-90% filled with strokes.
-    Returns (count, share of the frame they cover)."""
+        rows; kept when 1.2-12% of the height tall, at least twice as wide as tall and 3% of the width wide (a word,
+    not a star) and 35-90% filled with strokes.
+        Returns (count, share of the frame they cover)."""
     import cv2
 
     h, w = gray.shape
@@ -105,7 +106,7 @@ def text_like_boxes(gray: np.ndarray) -> tuple[int, float]:
     _, _, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
     n, area = 0, 0
     for x, y, bw_, bh, _ in stats[1:]:
-        if bh < 0.012 * h or bh > 0.12 * h or bw_ < 1.5 * bh:
+        if bh < 0.012 * h or bh > 0.12 * h or bw_ < 2 * bh or bw_ < 0.03 * w:
             continue
         fill = float(bw[y : y + bh, x : x + bw_].mean()) / 255.0
         if 0.35 <= fill <= 0.9:
@@ -213,7 +214,8 @@ def light_of(look: dict[str, Any], hour: int | None, cfg: SceneConfig) -> str:
     if dim:
         return "night"
     outdoors = sky >= cfg.sky_share
-    if warm >= cfg.golden_warmth and look["saturation"] >= 0.25 and (outdoors or (hour in GOLDEN_HOURS)):
+    golden_time = outdoors if hour is None else hour in GOLDEN_HOURS
+    if warm >= cfg.golden_warmth and look["saturation"] >= 0.25 and golden_time:
         return "golden hour"
     if not outdoors and bright < cfg.indoor_brightness:
         return "indoor"
@@ -330,7 +332,7 @@ def describe_scenes(
     *,
     faces: Sequence[int] | np.ndarray | None = None,
     face_share: Sequence[float] | np.ndarray | None = None,
-    reader: TextReader | None = None,
+    reader: ReadsText | None = None,
     progress: bool = True,
 ) -> dict[str, Scene]:
     """``path -> Scene`` for every photo. `faces` and `face_share` (rows follow `photos`) come from the
@@ -382,7 +384,7 @@ def describe_scenes(
 __all__ = [
     "LOOK_KIND",
     "TEXT_KIND",
-    "TextReader",
+    "ReadsText",
     "build_scene",
     "describe_scenes",
     "light_of",
