@@ -266,3 +266,19 @@ def test_scene_in_posts_json_and_report(first_run):
         assert post["scene"]["line"].replace("“", "&#8220;") in html or post["scene"]["line"] in html
     # the records carry them for the writers: per photo, and a summary per post
     assert all(u.scene is not None for u in res.photos) and all(p.scene is not None for p in res.posts)
+
+
+def test_text_read_by_a_reader_reaches_posts_json_and_the_report(first_run, sample_dir, cfg_path, tmp_path):
+    from photopoet.records import TextLine
+
+    class SignReader:
+        name = "sign-reader"
+
+        def read(self, image):
+            return [TextLine("LAUNCH NIGHT 2024", 0.95, (0.1, 0.1, 0.8, 0.2))]
+
+    res = run(sample_dir, tmp_path / "out", load_config(cfg_path), progress=False, reader=SignReader())
+    doc = json.loads((res.out / "posts.json").read_text(encoding="utf-8"))
+    assert all(ph["scene"]["text"][0]["text"] == "LAUNCH NIGHT 2024" for ph in doc["photos"])
+    assert all(post["scene"]["text"] == ["LAUNCH NIGHT 2024"] for post in doc["posts"])
+    assert "read: “LAUNCH NIGHT 2024”" in (res.out / "report.html").read_text(encoding="utf-8")

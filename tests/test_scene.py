@@ -140,9 +140,11 @@ class FakeReader:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.sizes: list[tuple[int, int]] = []
 
     def read(self, image: Image.Image) -> list[TextLine]:
         self.calls += 1
+        self.sizes.append(image.size)
         if image.height <= image.width:  # "reads" only the poster, the one upright image
             return []
         return [
@@ -157,6 +159,7 @@ def test_cached_by_content_hash_and_reader(folder, tmp_path, monkeypatch):
     reader = FakeReader()
     first = describe(folder, cache, reader=reader)
     assert reader.calls == 6
+    assert (800, 1000) in reader.sizes  # the original, not the 512 px working copy
     assert first["poster.png"].text_string() == "FRAMES / Vol VII photo walk"
     assert first["poster.png"].kind == "poster" and first["plain.jpg"].text == ()
 

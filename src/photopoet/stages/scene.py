@@ -9,7 +9,8 @@ Per photo (a :class:`~photopoet.records.Scene`):
   (``benchmarks/scene_eval.py --fit``; the table in the README). With an OCR ``reader`` the lines it reads
   (confidence at least ``min_text_confidence``) stand in for the text-like boxes.
 * **text**: the lines an OCR ``reader`` read (any object with ``read(image) -> list[TextLine]``); empty
-  without one.
+  without one. The reader gets the original file at up to ``ocr_size`` px (a poster's small print is lost in
+  the 512 px working copy), or the working copy when the original cannot be read any more.
 * **faces**: how many frontal faces, and the largest one's share of the frame, from the appearance stage (the
   same detector pass; no extra one here).
 * **light**: day, night, golden hour or indoor, for photographs (None for posters), from brightness, warmth
@@ -32,7 +33,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from photopoet.cache import Cache
@@ -41,7 +42,7 @@ from photopoet.records import Place, Scene, TextLine, Understood
 from photopoet.stages.ingest import working_copy_from_bytes
 
 LOOK_KIND = "scene-look:v1"  # image statistics per photo (measure)
-TEXT_KIND = "scene-text:v1"  # + ":" + the reader's name: the lines it read
+TEXT_KIND = "scene-text:v1"  # + ":" + the reader's name + ":" + ocr_size: the lines it read
 STATS_SIZE = 256  # longest side at which flat and edge shares are measured
 TEXT_SIZE = 512  # ... and text-like boxes
 
@@ -325,6 +326,25 @@ def _image(cache: Cache, sha: str) -> Image.Image:
     return working_copy_from_bytes(blob)
 
 
+def ocr_image(path: str, size: int) -> Image.Image | None:
+    """The photo at `path`, upright, RGB, at most `size` px; None when it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            if im.format == "JPEG":
+                im.draft("RGB", (size, size))
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                im = Image.new("RGB", rgba.size, (255, 255, 255))
+                im.paste(rgba, mask=rgba.getchannel("A"))
+            else:
+                im = im.convert("RGB")
+            im.thumbnail((size, size), Image.Resampling.LANCZOS)
+            return im
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def describe_scenes(
     photos: Sequence[Understood],
     cfg: SceneConfig,
@@ -342,11 +362,12 @@ def describe_scenes(
     looks = cache.get_json(LOOK_KIND, shas)
     todo = sorted({s for s in shas if s not in looks})
     texts: dict[str, Any] = {}
-    tkind = f"{TEXT_KIND}:{reader_name(reader)}" if reader is not None else None
+    tkind = f"{TEXT_KIND}:{reader_name(reader)}:{cfg.ocr_size}" if reader is not None else None
     if tkind is not None:
         texts = cache.get_json(tkind, shas)
     todo_text = sorted({s for s in shas if s not in texts}) if tkind is not None else []
     work = sorted(set(todo) | set(todo_text))
+    path_of = {u.photo.sha256: u.photo.path for u in photos}
     bar = tqdm(total=len(work), desc="scenes", unit="photo", disable=not progress or not work)
     for n in range(0, len(work), 32):
         got_look: dict[str, Any] = {}
@@ -357,7 +378,9 @@ def describe_scenes(
                 got_look[s] = measure(img)
             if tkind is not None and s not in texts:
                 assert reader is not None
-                got_text[s] = [t.to_dict() for t in reader.read(img)]
+                big = ocr_image(path_of[s], cfg.ocr_size)
+                use = big if big is not None and max(big.size) > max(img.size) else img
+                got_text[s] = [t.to_dict() for t in reader.read(use)]
             bar.update(1)
         with cache.batch():
             cache.put_json(LOOK_KIND, got_look)
