@@ -247,3 +247,38 @@ def test_a_folder_called_images_is_not_the_event(tmp_path, sample_dir, cfg_path)
     res = run(photos, tmp_path / "out", load_config(tmp_path / "c.yaml"), progress=False)
     assert res.posts and all("Photo Walk 2024" in p.caption and "images" not in p.caption for p in res.posts)
     assert all("#images" not in [t.lower() for t in p.hashtags] for p in res.posts)
+
+
+def test_scene_in_posts_json_and_report(first_run):
+    res, _ = first_run
+    doc = json.loads((res.out / "posts.json").read_text(encoding="utf-8"))
+    for ph in doc["photos"]:
+        sc = ph["scene"]
+        assert sc["kind"] in {"poster", "photo"} and isinstance(sc["colours"], list) and sc["faces"] >= 0
+        assert sc["concepts"] == ph["concepts"]
+    by_name = {Path(ph["path"]).name: ph["scene"] for ph in doc["photos"]}
+    astronaut = next(v for k, v in by_name.items() if k.startswith("astronaut"))
+    assert astronaut["faces"] >= 1 and astronaut["kind"] == "photo"
+    html = (res.out / "report.html").read_text(encoding="utf-8")
+    assert html.count("What the tool saw") == len(doc["posts"])
+    for post in doc["posts"]:
+        assert post["scene"]["photos"] == len(post["photos"]) and post["scene"]["line"]
+        assert post["scene"]["line"].replace("“", "&#8220;") in html or post["scene"]["line"] in html
+    # the records carry them for the writers: per photo, and a summary per post
+    assert all(u.scene is not None for u in res.photos) and all(p.scene is not None for p in res.posts)
+
+
+def test_text_read_by_a_reader_reaches_posts_json_and_the_report(first_run, sample_dir, cfg_path, tmp_path):
+    from photopoet.records import TextLine
+
+    class SignReader:
+        name = "sign-reader"
+
+        def read(self, image):
+            return [TextLine("LAUNCH NIGHT 2024", 0.95, (0.1, 0.1, 0.8, 0.2))]
+
+    res = run(sample_dir, tmp_path / "out", load_config(cfg_path), progress=False, reader=SignReader())
+    doc = json.loads((res.out / "posts.json").read_text(encoding="utf-8"))
+    assert all(ph["scene"]["text"][0]["text"] == "LAUNCH NIGHT 2024" for ph in doc["photos"])
+    assert all(post["scene"]["text"] == ["LAUNCH NIGHT 2024"] for post in doc["posts"])
+    assert "read: “LAUNCH NIGHT 2024”" in (res.out / "report.html").read_text(encoding="utf-8")

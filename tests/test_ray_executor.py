@@ -130,12 +130,16 @@ def test_shards_hold_one_row_per_file_keyed_by_content(ray_run, ray_root, folder
     assert (res.executor.shard_dir / "settings.json").is_file()
 
 
-def test_a_rerun_computes_only_what_is_missing(ray_run, ray_root, folder):
+def test_a_rerun_computes_only_what_is_missing(ray_run, ray_root, folder, monkeypatch):
     _, first = ray_run
-    # a fresh cache, the same shards: nothing goes to Ray, the posts are the same
+    # a fresh cache, the same shards: nothing goes to Ray, the posts are the same, and the scenes' statistics
+    # come from the shards too
     cfg = load_config(write_cfg(ray_root, "again", ray_root / "shards"), {"executor": {"kind": "ray"}})
-    res = run(folder, ray_root / "out-again", cfg, progress=False)
+    with monkeypatch.context() as m:
+        m.setattr("photopoet.stages.scene.measure", lambda *a: (_ for _ in ()).throw(AssertionError("measured")))
+        res = run(folder, ray_root / "out-again", cfg, progress=False)
     assert res.executor.sent == 0 and res.executor.imported == 8
+    assert all(ph["scene"] for ph in first["photos"])
     assert json.loads((ray_root / "out-again" / "posts.json").read_text(encoding="utf-8")) == first
     # a lost shard (a node that died before writing it): only its photos are computed again
     lost = shard_files(res.executor.shard_dir)[0]

@@ -235,6 +235,29 @@ def test_export_writes_the_reviewed_posts_with_the_render_stage(client):
     assert [p["photos"] for p in posts_json["posts"]][1][0] == last
     html = client.get("/review").text
     assert 'id="exported"' in html and "posts.json changed" not in html  # the export is the review's own
+    # the exported posts carry the scene of the photos now in them
+    assert posts_json["posts"][0]["scene"]["photos"] == len(a["photos"]) - 1
+    assert all(ph["scene"] for ph in posts_json["photos"])
+
+
+def test_review_shows_what_the_tool_saw_in_the_photos_now_in_a_post(client):
+    import html as html_lib
+
+    from photopoet.web import state as st
+
+    doc = _doc(client)
+    html = client.get("/review").text
+    assert html.count("What the tool saw") == sum(1 for p in doc["posts"] if p["photos"])
+    a = next(p for p in doc["posts"] if len(p["photos"]) >= 2)
+    before = st.post_scene(a, doc["photos"])
+    assert before is not None and before.photos == len(a["photos"])
+    assert html_lib.escape(before.line()) in html
+    _post(client, "exclude", post=a["id"], path=a["photos"][0])
+    doc = _doc(client)
+    a = next(p for p in doc["posts"] if p["id"] == a["id"])
+    after = st.post_scene(a, doc["photos"])
+    assert after.photos == before.photos - 1
+    assert html_lib.escape(after.line()) in client.get("/review").text
 
 
 def test_a_rerun_outside_the_ui_asks_before_dropping_edits(client):

@@ -131,6 +131,34 @@ class UnderstandConfig(_Section):
         return v
 
 
+class SceneConfig(_Section):
+    """What the tool sees in each photo (stages.scene): poster or photo, light, colours, time, place."""
+
+    enabled: bool = True
+    poster_threshold: float = Field(0.5, gt=0, lt=1, description="poster when the poster model's probability >= this")
+    min_text_confidence: float = Field(0.5, ge=0, le=1, description="OCR lines below this confidence are dropped")
+    ocr_size: int = Field(1280, ge=256, le=4096, description="longest side of the image an OCR reader gets, px")
+    colours: int = Field(3, ge=1, le=6, description="dominant colours named per photo, at most")
+    min_colour_share: float = Field(0.1, ge=0, le=1, description="a colour is named from this share of the frame")
+    night_brightness: float = Field(0.22, ge=0, le=1, description="night: mean luminance below this ...")
+    night_dark_share: float = Field(0.45, ge=0, le=1, description="... and at least this share of near-black pixels")
+    indoor_brightness: float = Field(0.4, ge=0, le=1, description="indoor: no sky and mean luminance below this")
+    sky_share: float = Field(
+        0.08, ge=0, le=1, description="outdoors: sky (blue or pale) in this share of the top third"
+    )
+    golden_warmth: float = Field(0.15, ge=-1, le=1, description="golden hour: mean (R-B)/(R+B) from this, outdoors")
+    place: bool = Field(True, description="name the city, region and country of photos with GPS (offline GeoNames)")
+    place_max_km: float = Field(50.0, gt=0, le=1000, description="no place when the nearest town is further")
+    city_max_km: float = Field(20.0, ge=0, le=1000, description="prefer a city this close ...")
+    city_min_population: int = Field(100_000, ge=0, description="... of at least this many people")
+
+    @model_validator(mode="after")
+    def _night_darker(self) -> SceneConfig:
+        if self.night_brightness > self.indoor_brightness:
+            raise ValueError("night_brightness must not be above indoor_brightness")
+        return self
+
+
 CullKind = Literal["exact", "duplicate", "similar", "low_quality"]
 
 
@@ -624,6 +652,7 @@ class Config(_Section):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     understand: UnderstandConfig = Field(default_factory=UnderstandConfig)
+    scene: SceneConfig = Field(default_factory=SceneConfig)
     cull: CullConfig = Field(default_factory=CullConfig)
     group: GroupConfig = Field(default_factory=GroupConfig)
     caption: CaptionConfig = Field(default_factory=CaptionConfig)

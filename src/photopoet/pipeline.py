@@ -1,7 +1,7 @@
 """`run`: one public function for the main job, records flowing one way through the stages.
 
-folder -> ingest -> [Photo] -> understand -> [Understood] -> cull -> [Understood + verdict] -> group -> [Post]
-       -> write -> render
+folder -> ingest -> [Photo] -> understand -> [Understood] -> scene -> [Understood + scene] -> cull
+       -> [Understood + verdict] -> group -> [Post + scene summary] -> write -> render
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from photopoet.executors import ExecutorError
 from photopoet.executors import prepare as prepare_executor
 from photopoet.fsutil import atomic_write_json, is_within
 from photopoet.poetry.select import write_poems
-from photopoet.records import Excluded, Post, Understood
+from photopoet.records import Excluded, Post, PostScene, Understood
 from photopoet.stages.cull import cull
 from photopoet.stages.group import group_understood
 from photopoet.stages.ingest import ingest
 from photopoet.stages.plots import report_plots
 from photopoet.stages.render import posts_document, render_report, write_post_folders
+from photopoet.stages.scene import ReadsText, describe_scenes
 from photopoet.stages.understand import ModelSet, understand
 from photopoet.stages.write.template import event_from_folder
 from photopoet.stages.write.texts import TextWriter, write_texts
@@ -80,6 +81,23 @@ def check_folders(photos: Path, out: Path) -> None:
         raise RunError(f"{out}: exists and is not a folder")
 
 
+def with_scenes(und: Any, cfg: Config, cache: Cache, *, reader: ReadsText | None = None, progress: bool = True):
+    """`und` (an Understanding) with each photo's scene attached (``Understood.scene``)."""
+    scenes = describe_scenes(
+        und.photos, cfg.scene, cache, faces=und.faces, face_share=und.face_share, reader=reader, progress=progress
+    )
+    return replace(und, photos=[replace(u, scene=scenes.get(u.photo.path)) for u in und.photos])
+
+
+def post_scenes(posts: list[Post], by_path: dict[str, Understood]) -> list[Post]:
+    """Each post with the summary of its photos' scenes (``Post.scene``); posts without scenes unchanged."""
+    out = []
+    for p in posts:
+        scenes = [by_path[x].scene for x in p.photos if x in by_path and by_path[x].scene is not None]
+        out.append(replace(p, scene=PostScene.of(scenes)) if scenes else p)
+    return out
+
+
 def run(
     photos_dir: Path | str,
     out: Path | str,
@@ -87,10 +105,12 @@ def run(
     *,
     progress: bool = True,
     on_stage: Callable[[str], None] | None = None,
+    reader: ReadsText | None = None,
 ) -> RunResult:
     """Every stage on `photos_dir`, outputs to `out`. `on_stage` (optional) is told the name of each stage as it
-    starts (ingest, understand, cull, group, write, render): the web UI shows it as live progress. The result's
-    ``timings`` has seconds per stage, the writing split into captions, haiku and poems."""
+    starts (ingest, understand, scene, cull, group, write, render): the web UI shows it as live progress. The
+    result's ``timings`` has seconds per stage, the writing split into captions, haiku and poems. `reader`
+    (optional, an OCR engine with ``read(image) -> list[TextLine]``) reads the text in each photo for its scene."""
     photos_dir, out = Path(photos_dir), Path(out)
     check_folders(photos_dir, out)
 
@@ -120,6 +140,11 @@ def run(
         und = understand(ing.photos, cfg, cache, models, progress=progress)
         timings["understand"] = time.perf_counter() - t
 
+        if cfg.scene.enabled:
+            t = stage("scene")
+            und = with_scenes(und, cfg, cache, reader=reader, progress=progress)
+            timings["scene"] = time.perf_counter() - t
+
         t = stage("cull")
         culled = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
         photos = culled.photos
@@ -127,7 +152,7 @@ def run(
 
         t = stage("group")
         grouping = group_understood(replace(und, photos=photos), cfg.group, rows=culled.kept())
-        posts = grouping.posts
+        posts = post_scenes(grouping.posts, {u.photo.path: u for u in photos})
         timings["group"] = time.perf_counter() - t
 
         stage("write")

@@ -3,10 +3,10 @@
 The driver walks the folder (as ingest does) and sends Ray only the files that neither the shards nor the local
 cache already cover. Each batch goes to a :class:`PhotoWorker` actor, which loads the image model once and,
 per file, hashes the bytes, decodes the working copy (the same ``decode_photo`` as local ingest), measures its
-appearance and cull signals, then runs the image model over the whole batch, and writes the batch as one
-Parquet shard (:mod:`photopoet.executors.shards`) before returning a small summary. The driver then copies the
-shards' results into the local cache, and the local stages (ingest, understand, cull, group, write, render)
-run as they always do: every per-photo result is already there, so they only read.
+appearance, cull signals and scene statistics, then runs the image model over the whole batch, and writes the
+batch as one Parquet shard (:mod:`photopoet.executors.shards`) before returning a small summary. The driver
+then copies the shards' results into the local cache, and the local stages (ingest, understand, scene, cull,
+group, write, render) run as they always do: every per-photo result is already there, so they only read.
 
 Why the results equal a local run's: the worker calls the very functions the local stages call, on the same
 working-copy bytes; the image model always runs full batches of ``models.batch_size`` (padded), where a
@@ -168,6 +168,7 @@ class PhotoWorker:
     def _one(self, path: str) -> dict[str, Any]:
         from photopoet.stages.cull import photo_signals
         from photopoet.stages.ingest import RejectedFile, decode_photo, sha256_file, working_copy_from_bytes
+        from photopoet.stages.scene import measure
 
         try:
             sha = sha256_file(path)
@@ -188,6 +189,7 @@ class PhotoWorker:
             "thumb": thumb,
             "img": img,
             "signals": photo_signals(img, min_face=self.cfg.cull.min_face_px),
+            "scene": measure(img),
             "x": self.enc.preprocess(img),
         }
 
@@ -206,7 +208,7 @@ class PhotoWorker:
             if r["status"] == "ok":
                 if r["sha"] in seen:
                     r.update(status="ref")
-                    for k in ("meta", "thumb", "img", "signals", "x"):
+                    for k in ("meta", "thumb", "img", "signals", "scene", "x"):
                         r.pop(k)
                 else:
                     seen.add(r["sha"])

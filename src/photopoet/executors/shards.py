@@ -15,7 +15,8 @@ status     ``ok`` (everything below is filled), ``ref`` (the same bytes were com
 meta       the ingest meta (JSON): size after orientation, format, EXIF time and GPS, recipe
 thumb      the JPEG working copy, as the local cache stores it
 feat       image features (float32, L2-normalised), ``txt`` the same photo in the text space
-concepts   top ImageNet classes (JSON), ``look`` colour histogram + quality + faces, ``signals`` cull signals
+concepts   top ImageNet classes (JSON), ``look`` colour histogram + quality + faces, ``signals`` cull signals,
+           ``scene`` the scene's image statistics (JSON, ``stages.scene.measure``)
 ========== ====================================================================================================
 
 Nothing here imports Ray: the driver reads shards and fills the local cache with them
@@ -54,11 +55,13 @@ class CacheKinds:
     concepts: str
     look: str
     signals: str
+    scene: str
 
     @classmethod
     def for_config(cls, cfg: Config) -> CacheKinds:
         from photopoet.stages.appearance import APPEARANCE_KEY
         from photopoet.stages.cull import SIGNALS_KIND
+        from photopoet.stages.scene import LOOK_KIND
         from photopoet.stages.understand import ModelSet
 
         models = ModelSet(cfg, Path("."))  # the keys only: nothing is loaded
@@ -69,6 +72,7 @@ class CacheKinds:
             concepts="concepts:" + image_key,
             look=APPEARANCE_KEY + (":faces" if cfg.understand.faces else ""),
             signals=f"{SIGNALS_KIND}:face{cfg.cull.min_face_px}",
+            scene=LOOK_KIND,
         )
 
 
@@ -84,7 +88,14 @@ def shard_settings(cfg: Config) -> dict[str, Any]:
         "thumb_size": cfg.ingest.thumb_size,
         "max_pixels": cfg.ingest.max_pixels,
         "models": {"tier": cfg.models.tier, "image": cfg.models.image, "text": cfg.models.text},
-        "kinds": {"feat": k.feat, "txt": k.txt, "concepts": k.concepts, "look": k.look, "signals": k.signals},
+        "kinds": {
+            "feat": k.feat,
+            "txt": k.txt,
+            "concepts": k.concepts,
+            "look": k.look,
+            "signals": k.signals,
+            "scene": k.scene,
+        },
     }
 
 
@@ -117,6 +128,7 @@ def _schema() -> Any:
             ("concepts", pa.string()),
             ("look", vec),
             ("signals", pa.string()),
+            ("scene", pa.string()),
         ]
     )
 
@@ -140,7 +152,7 @@ def write_shard(folder: Path, rows: list[dict[str, Any]]) -> Path | None:
             v = r.get(name)
             if name in ("feat", "txt", "look"):
                 v = _vec(v)
-            elif name in ("meta", "concepts", "signals") and v is not None and not isinstance(v, str):
+            elif name in ("meta", "concepts", "signals", "scene") and v is not None and not isinstance(v, str):
                 v = json.dumps(v, ensure_ascii=False)
             cols[name].append(v)
     table = pa.table(cols, schema=schema)
@@ -240,7 +252,7 @@ def import_into_cache(folder: Path, wanted: set[str], cache: Cache, kinds: Cache
     """Copy the shards' results for the shas in `wanted` into the local cache, under the kinds the local
     stages read. Returns how many photos were imported."""
     n = 0
-    cols = ["meta", "thumb", "feat", "txt", "concepts", "look", "signals"]
+    cols = ["meta", "thumb", "feat", "txt", "concepts", "look", "signals", "scene"]
     for d in iter_ok_rows(folder, wanted, cols):
         for s in range(0, len(d["sha"]), batch):
             rows = [(d["sha"][i], i) for i in range(s, min(s + batch, len(d["sha"])))]
@@ -258,6 +270,7 @@ def import_into_cache(folder: Path, wanted: set[str], cache: Cache, kinds: Cache
                 cache.put_json(kinds.concepts, jsons("concepts"))
                 cache.put_vectors(kinds.look, vecs("look"))
                 cache.put_json(kinds.signals, jsons("signals"))
+                cache.put_json(kinds.scene, jsons("scene"))
             n += len(rows)
     return n
 
@@ -271,6 +284,6 @@ def complete_in_cache(cache: Cache, cfg: Config, shas: list[str]) -> set[str]:
     ok = {s for s, m in metas.items() if m.get("thumb_size") == cfg.ingest.thumb_size and m.get("recipe") == RECIPE}
     for kind in (kinds.feat, kinds.txt, kinds.look):
         ok &= cache.vector_keys(kind, ok)
-    for kind in (kinds.concepts, kinds.signals):
+    for kind in (kinds.concepts, kinds.signals, kinds.scene):
         ok &= cache.json_keys(kind, ok)
     return ok

@@ -1,8 +1,9 @@
-"""What a photo looks like, beside what it shows: colour histogram, sharpness, exposure and face count.
+"""What a photo looks like, beside what it shows: colour histogram, sharpness, exposure, faces.
 
 Computed from the cached working copy (no second decode of the original) and cached by content hash.
 The colour histogram helps grouping (same light, same place); sharpness and exposure pick a good cover;
-faces feed the "portrait" and "group photo" labels.
+faces (how many, and the largest one's share of the frame) feed the "portrait" and "group photo" labels and
+the scene (stages.scene), so faces are looked for once per photo.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from photopoet.cache import Cache
 from photopoet.records import Photo
 from photopoet.stages.ingest import working_copy_from_bytes
 
-APPEARANCE_KEY = "appearance:v1"
+APPEARANCE_KEY = "appearance:v2"  # v2: + the largest face's share of the frame
 H_BINS, S_BINS, V_BINS = 8, 4, 4
 N_HIST = H_BINS * S_BINS * V_BINS
 
@@ -28,6 +29,7 @@ class Appearance:
     colors: np.ndarray  # [N, 128] square-rooted HSV histograms (Hellinger), rows sum of squares = 1
     quality: np.ndarray  # [N] in [0, 1]: sharpness x well-exposed share
     faces: np.ndarray  # [N] frontal faces found
+    face_share: np.ndarray  # [N] area of the largest face / area of the frame (0 without faces)
 
 
 def color_histogram(img: Image.Image) -> np.ndarray:
@@ -50,15 +52,17 @@ def quality_score(gray: np.ndarray) -> float:
 
 
 def analyse(img: Image.Image, faces: bool = True) -> np.ndarray:
-    """One photo -> [128 histogram, quality, faces]."""
-    from photopoet.stages.faces import count_faces
+    """One photo -> [128 histogram, quality, faces, largest face share]."""
+    from photopoet.stages.faces import find_faces, largest_face_share
 
     gray_img = img.convert("L")
     small = gray_img.copy()
     small.thumbnail((256, 256))
     q = quality_score(np.asarray(small))
-    n = count_faces(np.asarray(gray_img)) if faces else 0
-    return np.concatenate([color_histogram(img), [q, n]]).astype(np.float32)
+    gray = np.asarray(gray_img)
+    boxes = find_faces(gray) if faces else []
+    share = largest_face_share(boxes, gray.shape)
+    return np.concatenate([color_histogram(img), [q, len(boxes), share]]).astype(np.float32)
 
 
 def appearance(photos: Sequence[Photo], cache: Cache, *, faces: bool = True, progress: bool = True) -> Appearance:
@@ -76,6 +80,12 @@ def appearance(photos: Sequence[Photo], cache: Cache, *, faces: bool = True, pro
         cache.put_vectors(key, got)
         have.update(got)
     if not photos:
-        return Appearance(np.zeros((0, N_HIST), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+        z = np.zeros(0, np.float32)
+        return Appearance(np.zeros((0, N_HIST), np.float32), z, np.zeros(0, np.int64), z)
     m = np.stack([np.asarray(have[s], dtype=np.float32) for s in shas])
-    return Appearance(colors=m[:, :N_HIST], quality=m[:, N_HIST], faces=m[:, N_HIST + 1].astype(np.int64))
+    return Appearance(
+        colors=m[:, :N_HIST],
+        quality=m[:, N_HIST],
+        faces=m[:, N_HIST + 1].astype(np.int64),
+        face_share=m[:, N_HIST + 2],
+    )

@@ -54,6 +54,7 @@ def posts_document(photos: Sequence[Understood], posts: Sequence[Post], excluded
                 "verdict": u.verdict,
                 "reason": u.reason,
                 "duplicate_of": u.duplicate_of,
+                "scene": u.scene.to_dict() if u.scene else None,
             }
             for u in photos
         ],

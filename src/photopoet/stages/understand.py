@@ -70,6 +70,7 @@ class Understanding:
     colors: np.ndarray | None = None  # [N, 128] colour histograms
     quality: np.ndarray | None = None  # [N] sharpness x exposure, [0, 1]
     faces: np.ndarray | None = None  # [N] frontal faces found
+    face_share: np.ndarray | None = None  # [N] the largest face's share of the frame
 
 
 def _embed_missing(photos: Sequence[Photo], models: ModelSet, cache: Cache, batch_size: int, progress: bool) -> int:
@@ -251,4 +252,5 @@ def understand(
         colors=look.colors,
         quality=look.quality,
         faces=look.faces,
+        face_share=look.face_share,
     )

@@ -400,6 +400,7 @@ def create_app(settings: Settings) -> FastAPI:
             n_photos=sum(len(p["photos"]) for p in nonempty),
             changed=store.posts_json_changed() and (s.out / "posts.json").is_file(),
             photo=doc["photos"],
+            seen={p["id"]: sc.line() for p in nonempty if (sc := st.post_scene(p, doc["photos"])) is not None},
             limit_tags=st.MAX_HASHTAGS,
             limit_chars=st.MAX_CAPTION_CHARS,
         )
@@ -661,7 +662,7 @@ def export_review(store: st.ReviewStore, out: Path, cfg: Config, job: Job | None
     doc = store.load()
     if doc is None:
         raise JobFailed("there is no review to export")
-    posts = [st.post_record(p) for p in doc["posts"] if p["photos"]]
+    posts = [st.post_record(p, doc["photos"]) for p in doc["posts"] if p["photos"]]
     by_path = {path: st.understood_of(e) for path, e in doc["photos"].items()}
     missing_files = [p for post in posts for p in post.photos if not Path(p).is_file()]
     if missing_files:

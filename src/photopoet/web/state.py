@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from photopoet.fsutil import atomic_write_json
-from photopoet.records import Label, Photo, Post, Understood
+from photopoet.records import Label, Photo, Post, PostScene, Scene, Understood
 
 REVIEW_FORMAT = "photopoet-review"
 REVIEW_VERSION = 1
@@ -417,10 +417,19 @@ def understood_of(entry: dict[str, Any]) -> Understood:
         verdict=entry.get("verdict", "keep"),
         reason=entry.get("reason"),
         duplicate_of=entry.get("duplicate_of"),
+        scene=Scene.from_dict(entry["scene"]) if entry.get("scene") else None,
     )
 
 
-def post_record(p: dict[str, Any]) -> Post:
+def post_scene(p: dict[str, Any], photos: dict[str, dict[str, Any]]) -> PostScene | None:
+    """The summary of the scenes of the photos now in review post `p` (None when none has a scene)."""
+    scenes = [Scene.from_dict(photos[x]["scene"]) for x in p["photos"] if x in photos and photos[x].get("scene")]
+    return PostScene.of(scenes) if scenes else None
+
+
+def post_record(p: dict[str, Any], photos: dict[str, dict[str, Any]] | None = None) -> Post:
+    """A review post as the record the render stage takes; with the review's `photos`, its scene summary is
+    made from the photos now in it."""
     return Post(
         id=p["id"],
         photos=list(p["photos"]),
@@ -432,4 +441,5 @@ def post_record(p: dict[str, Any]) -> Post:
         scores=dict(p.get("scores", {})),
         labels=list(p.get("labels", [])),
         caption_mode=p.get("caption_mode"),
+        scene=post_scene(p, photos) if photos is not None else None,
     )

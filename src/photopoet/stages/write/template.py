@@ -129,6 +129,7 @@ def write_templates(
                 scores=dict(p.scores),
                 labels=labels,
                 caption_mode="template",
+                scene=p.scene,
             )
         )
     return out
