@@ -51,6 +51,42 @@ _FUNCTION = frozenset(
         *("am", "pm", "a.m", "p.m"),  # a time's marker: its number is the fact
     }
 )
+# a date's words: never an owner's name, however often the owner's texts state one
+_CALENDAR = frozenset(
+    [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ]
+)
 _JOINERS = frozenset({"of", "the", "de", "del", "da", "di", "du", "la", "le", "von", "van", "and", "&", "on", "upon"})
 
 # a word: letters (any script), inner apostrophes, hyphens, ampersands and dots between letters ("B&W", "St.")
@@ -248,7 +284,8 @@ def post_sources(
 def owner_names(texts: Iterable[str], min_texts: int = 3) -> list[str]:
     """Names (never numbers) that at least ``min_texts`` of the owner's texts state: the club, its college, its
     city, its festivals. A name of one past post only ("Spiti Valley", "Sharad Patil") is that post's fact, and
-    invented when a text of another post states it. Each name word is returned on its own."""
+    invented when a text of another post states it; nor are month and weekday names (a date is a post's fact).
+    Each name word is returned on its own."""
     count: Counter[str] = Counter()
     for t in texts:
         seen = set()
@@ -256,7 +293,7 @@ def owner_names(texts: Iterable[str], min_texts: int = 3) -> list[str]:
             if f.kind == "name":
                 seen.update(w for w in (_norm_word(m.group()) for m in _WORD.finditer(f.text)) if w)
         count.update(seen)
-    return sorted(w for w, n in count.items() if n >= min_texts)
+    return sorted(w for w, n in count.items() if n >= min_texts and w not in _CALENDAR)
 
 
 def config_words(cfg: CaptionConfig) -> list[str]:
