@@ -215,7 +215,7 @@ def main() -> None:
             if ccfg.swipe_hint and r["n"] > 1 and text.endswith(ccfg.swipe_text):
                 text = text[: -len(ccfg.swipe_text)].rstrip()
             outs[name].append((text, res.mode, res.score))
-            rec[name] = {"caption": text, "mode": res.mode, "score": res.score}
+            rec[name] = {"caption": text, "mode": res.mode, "score": res.score, "rejected": res.rejected}
         lines.append(json.dumps(rec, ensure_ascii=False))
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     refs = [r["ref"] for r in test]

@@ -282,6 +282,11 @@ class CaptionConfig(_Section):
     base_hashtags: list[str] = Field(default_factory=lambda: ["#photography", "#photoclub"])
     label_hashtags: dict[str, list[str]] = Field(default_factory=dict)
     max_hashtags: int = Field(30, ge=0, le=30, description="Instagram allows at most 30")
+    known_facts: list[str] = Field(
+        default_factory=list,
+        description="names and numbers any text may state (the club, its college, its city): a generated text "
+        "stating a fact none of the post's sources, these or the style file's recurring names hold is rejected",
+    )
     swipe_hint: bool = True
     swipe_text: str = Field("Swipe for more \u27a1\ufe0f", max_length=60, description="added to carousel captions")
     mode: Literal["template", "generative", "hybrid"] = Field(

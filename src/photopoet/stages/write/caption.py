@@ -4,7 +4,11 @@
 - **generative**: the generator continues a few-shot prompt built from the post's event, labels and visual
   concepts, with the most similar of the club's past captions (style file) as examples. ``candidates``
   continuations are cleaned (:mod:`.clean`) and the one whose *image-text agreement* is highest is kept.
-  When every continuation cleans to nothing, the template caption is used.
+  A continuation is rejected when it cleans to nothing (a loop, only hashtags), repeats another, copies an
+  example or the topic line, names ImageNet jargon, or states a fact (a name, number, date, time or place) that
+  none of the post's sources holds (:mod:`.facts`: the event, labels, concepts, config words, the style file's
+  recurring names and ``CaptionInput.scene_words``); ``CaptionResult.rejected`` keeps each with its reason.
+  When every continuation is rejected, the template caption is used.
 - **hybrid**: generative, but the template caption replaces the generated one when its image-text agreement
   is below ``caption.agreement_threshold``.
 
@@ -19,14 +23,17 @@ low) or ``generative:template`` / ``hybrid:template`` when the generator gave no
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from photopoet.config import CaptionConfig
 from photopoet.stages.concepts import jargon_in
 from photopoet.stages.write.clean import clean_caption, copied_share
+from photopoet.stages.write.facts import config_words, invented_facts, owner_names, post_sources
 from photopoet.stages.write.style import StyleBank, StyleExample, topic_text
 from photopoet.stages.write.template import hashtags_for, template_caption, with_swipe_hint
 
@@ -34,6 +41,8 @@ CAPTION_HEADER = "Instagram captions written by a college photography club for i
 # a caption is one paragraph (clean_caption keeps the first): a blank line ends it, and so does the model starting
 # the next example's "Topic:" line
 CAPTION_STOP = ("\n\n", "\nTopic:")
+logger = logging.getLogger(__name__)
+
 MAX_COPIED = 0.5  # a generation sharing more of its word trigrams with an example or the prompt is a copy
 
 
@@ -47,6 +56,9 @@ class CaptionInput:
     concepts: tuple[str, ...] = ()  # visual concepts (top ImageNet classes), best first
     n_photos: int = 1
     image_vector: np.ndarray | None = None  # [T] the photos in the text space, L2-normalised
+    # words the scene saw (text read in the photos, place, season): facts a caption may state. The seam for the
+    # scene record: whoever builds it passes its words here; nothing else reads them yet.
+    scene_words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class CaptionResult:
     mode: str
     score: float | None  # image-text agreement of the caption text (without the swipe hint)
     candidates: list[tuple[str, float | None]] = field(default_factory=list)  # cleaned generations, scored
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # generations not used: (text, reason)
 
     def to_json(self) -> dict:
         return {
@@ -94,6 +107,25 @@ class CaptionWriter:
         self.text_encoder = text_encoder
         self.style = style
 
+    @cached_property
+    def owner_words(self) -> list[str]:
+        """Names the owner's style examples state again and again (club, college, city): allowed in any caption."""
+        if self.style is None:
+            return []
+        return owner_names([e.caption for e in self.style.examples])
+
+    def fact_sources(self, item: CaptionInput) -> list[str]:
+        """What a caption of ``item`` may state as fact (:func:`photopoet.stages.write.facts.post_sources`)."""
+        return post_sources(
+            item.event,
+            item.labels,
+            item.concepts,
+            config_words=config_words(self.cfg),
+            owner_words=self.owner_words,
+            scene_words=item.scene_words,
+            n_photos=item.n_photos,
+        )
+
     def examples_for(self, item: CaptionInput) -> list[StyleExample]:
         if self.style is None:
             return []
@@ -106,6 +138,10 @@ class CaptionWriter:
 
     def generate_many(self, items: Sequence[CaptionInput]) -> list[list[str]]:
         """:meth:`generate` for several posts in one generator call (the engine decodes them together)."""
+        return [kept for kept, _ in self.screen_many(items)]
+
+    def screen_many(self, items: Sequence[CaptionInput]) -> list[tuple[list[str], list[tuple[str, str]]]]:
+        """Per post: the generated captions kept (as :meth:`generate_many`) and those rejected, with the reason."""
         if self.generator is None:
             raise ValueError("generative captions need a generator")
         if not items:
@@ -123,18 +159,36 @@ class CaptionWriter:
         res = []
         for item, ex, raw in zip(items, examples, raws, strict=True):
             sources = [e.caption for e in ex] + [topic_text(item.event, item.labels, item.concepts)]
+            facts = self.fact_sources(item)
             out: list[str] = []
+            rejected: list[tuple[str, str]] = []
             for r in raw:
                 c = clean_caption(r, max_chars=self.cfg.max_chars, min_chars=self.cfg.min_chars)
-                if not c or c.lower() in (x.lower() for x in out):
+                reason = self._reject(c, out, sources, facts, item)
+                if reason is None:
+                    out.append(c)
                     continue
-                if any(copied_share(c, src) > MAX_COPIED for src in sources):
-                    continue  # the model repeated an example or the topic line instead of writing
-                if jargon_in(c, [*sources, *item.labels, *item.concepts, item.event or ""]):
-                    continue  # an ImageNet misfire ("dust jacket", "website"), not what the photos show
-                out.append(c)
-            res.append(out)
+                rejected.append((c or r.strip(), reason))
+                logger.debug("caption for %s rejected (%s): %r", item.id, reason, c or r)
+            res.append((out, rejected))
         return res
+
+    @staticmethod
+    def _reject(c: str, kept: list[str], sources: list[str], facts: list[str], item: CaptionInput) -> str | None:
+        """Why a cleaned generation is not a caption (None: it is one)."""
+        if not c:
+            return "empty after cleaning (a loop, only tags or too short)"
+        if c.lower() in (x.lower() for x in kept):
+            return "duplicate"
+        if any(copied_share(c, src) > MAX_COPIED for src in sources):
+            return "copies an example or the topic line"  # instead of writing
+        jargon = jargon_in(c, [*sources, *item.labels, *item.concepts, item.event or ""])
+        if jargon:  # an ImageNet misfire ("dust jacket", "website"), not what the photos show
+            return "imagenet jargon: " + ", ".join(jargon)
+        invented = invented_facts(c, facts)
+        if invented:  # "University of California, Los Angeles (UCLA)", "2016-2017" on a post that says neither
+            return "invented facts: " + ", ".join(invented)
+        return None
 
     def write(self, item: CaptionInput, mode: str | None = None) -> CaptionResult:
         return self.write_many([item], mode)[0]
@@ -144,10 +198,13 @@ class CaptionWriter:
         mode = mode or self.cfg.mode
         if mode not in ("template", "generative", "hybrid"):
             raise ValueError(f"caption mode must be template, generative or hybrid, got {mode!r}")
-        gens = self.generate_many(items) if mode != "template" else [[] for _ in items]
-        return [self._choose(item, mode, g) for item, g in zip(items, gens, strict=True)]
+        screened = self.screen_many(items) if mode != "template" else [([], []) for _ in items]
+        return [self._choose(item, mode, g, rej) for item, (g, rej) in zip(items, screened, strict=True)]
 
-    def _choose(self, item: CaptionInput, mode: str, gens: list[str]) -> CaptionResult:
+    def _choose(
+        self, item: CaptionInput, mode: str, gens: list[str], rejected: list[tuple[str, str]] | None = None
+    ) -> CaptionResult:
+        rejected = list(rejected or [])
         tags = hashtags_for(item.labels, item.event, self.cfg)
         templ = template_caption(item.id, item.labels, item.event, item.n_photos, self.cfg, swipe=False)
 
@@ -163,11 +220,15 @@ class CaptionWriter:
         cands = list(zip(gens, scores, strict=True))
         if not gens:
             s = score([templ])[0]
-            return CaptionResult(with_swipe_hint(templ, item.n_photos, self.cfg), tags, f"{mode}:template", s, cands)
+            return CaptionResult(
+                with_swipe_hint(templ, item.n_photos, self.cfg), tags, f"{mode}:template", s, cands, rejected
+            )
         best = max(range(len(gens)), key=lambda i: (-np.inf if scores[i] is None else scores[i], -i))
         text, s = gens[best], scores[best]
         if mode == "hybrid" and s is not None and s < self.cfg.agreement_threshold:
             ts = score([templ])[0]
-            return CaptionResult(with_swipe_hint(templ, item.n_photos, self.cfg), tags, "hybrid:template", ts, cands)
+            return CaptionResult(
+                with_swipe_hint(templ, item.n_photos, self.cfg), tags, "hybrid:template", ts, cands, rejected
+            )
         used = "generative" if mode == "generative" else "hybrid:generative"
-        return CaptionResult(with_swipe_hint(text, item.n_photos, self.cfg), tags, used, s, cands)
+        return CaptionResult(with_swipe_hint(text, item.n_photos, self.cfg), tags, used, s, cands, rejected)

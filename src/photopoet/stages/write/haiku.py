@@ -8,7 +8,8 @@
 3. **Repair or reject** (:func:`fit_575`): lines that already scan are kept; otherwise the words are re-split
    into 5-7-5 when they total 17, filler words are dropped ("the", "so", "just", ...) from a long line or a
    one- or two-syllable word is added to a short one; anything still off, a line ending on "the", "of", ...,
-   a repeated line or a line copied from a prompt example is rejected.
+   a repeated line, a line copied from a prompt example, ImageNet jargon or an invented fact (a name or number
+   that neither the labels, concepts, event nor ``scene_words`` hold, :mod:`.facts`) is rejected.
 4. **Rerank** the survivors by image-text agreement (cosine of the photos' text-space vector and the haiku's
    text embedding; unrepaired first on ties).
 5. **Fallback**: when nothing survives, :func:`fallback_haiku` builds a deterministic 5-7-5 haiku from the
@@ -29,6 +30,7 @@ from photopoet.config import HaikuConfig
 from photopoet.stages.concepts import jargon_in
 from photopoet.stages.write.caption import agreement
 from photopoet.stages.write.clean import clean_caption
+from photopoet.stages.write.facts import invented_facts, post_sources
 from photopoet.stages.write.syllables import count_syllables, non_english_share, word_syllables
 
 TARGET = (5, 7, 5)
@@ -70,10 +72,11 @@ class HaikuResult:
     source: str  # "generated", "repaired" or "fallback"
     description: str = ""  # the scene the haiku was written from
     considered: int = 0  # candidates the generator gave
-    rejected: int = 0  # of those, how many could not be made to scan
+    rejected: int = 0  # of those, how many could not be made to scan, or broke a rule (below)
     candidates: list[tuple[list[str], float | None, bool]] = field(
         default_factory=list
     )  # fitted: lines, score, repaired
+    reasons: list[tuple[str, str]] = field(default_factory=list)  # scanning candidates rejected: (text, why)
 
     def to_json(self) -> dict:
         return {"lines": list(self.lines), "score": None if self.score is None else round(float(self.score), 4)}
@@ -263,6 +266,7 @@ class HaikuInput:
     labels: Sequence[str] = ()
     event: str | None = None
     image_vector: np.ndarray | None = None
+    scene_words: Sequence[str] = ()  # what the scene saw (text read, place, season): facts a haiku may state
 
 
 # a haiku is three lines: a blank line or the model's next "Photo:" line ends it (parse_candidate stops there too)
@@ -296,6 +300,7 @@ class HaikuWriter:
                 text
                 and _grounded(text, items[i].concepts_per_photo, items[i].labels)
                 and not self._jargon(text, items[i])
+                and not self._invented(text, items[i])
             ):
                 out[i] = text.rstrip(".")
         return out
@@ -341,15 +346,38 @@ class HaikuWriter:
         return bool(jargon_in(text, allowed))
 
     @staticmethod
+    def _invented(text: str, item: HaikuInput) -> list[str]:
+        """The facts (names, numbers) ``text`` states that the post's own words do not hold."""
+        concepts = [c for cs in item.concepts_per_photo for c in cs]
+        return invented_facts(text, post_sources(item.event, item.labels, concepts, scene_words=item.scene_words))
+
+    def _why_not(self, lines: Sequence[str], item: HaikuInput) -> str | None:
+        """Why a scanning haiku is not kept (None: it is)."""
+        if copies_example(lines):
+            return "copies an example"
+        jargon = jargon_in(
+            " ".join(lines), [*item.labels, *(c for cs in item.concepts_per_photo for c in cs), item.event or ""]
+        )
+        if jargon:
+            return "imagenet jargon: " + ", ".join(jargon)
+        invented = self._invented("\n".join(lines), item)
+        if invented:
+            return "invented facts: " + ", ".join(invented)
+        return None
+
+    @staticmethod
     def _fits(raw: str) -> bool:
         f = fit_575(parse_candidate(raw))
         return f is not None and not copies_example(f[0])
 
     def _choose(self, item: HaikuInput, scene: str, raws: list[str]) -> HaikuResult:
         fitted: list[tuple[list[str], bool]] = []
+        reasons: list[tuple[str, str]] = []
         for r in raws:
             f = fit_575(parse_candidate(r))
-            if f is not None and (copies_example(f[0]) or self._jargon(" ".join(f[0]), item)):
+            why = self._why_not(f[0], item) if f is not None else None
+            if why is not None:
+                reasons.append((" / ".join(f[0]), why))
                 continue
             if f is not None and all(f[0] != g[0] for g in fitted):
                 fitted.append(f)
@@ -366,7 +394,7 @@ class HaikuWriter:
                 key=lambda i: (-np.inf if cands[i][1] is None else cands[i][1], not cands[i][2], -i),
             )
             lines, s, rep = cands[best]
-            return HaikuResult(lines, s, "repaired" if rep else "generated", scene, len(raws), rejected, cands)
+            return HaikuResult(lines, s, "repaired" if rep else "generated", scene, len(raws), rejected, cands, reasons)
         subject = (
             next(iter(item.labels), None) or next(iter(shared_concepts(item.concepts_per_photo, 1)), None) or item.event
         )
@@ -374,4 +402,4 @@ class HaikuWriter:
         s = None
         if self.text_encoder is not None:
             s = agreement(self.text_encoder, item.image_vector, [" / ".join(lines)])[0]
-        return HaikuResult(lines, s, "fallback", scene, len(raws), rejected, [])
+        return HaikuResult(lines, s, "fallback", scene, len(raws), rejected, [], reasons)

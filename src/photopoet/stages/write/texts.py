@@ -216,6 +216,7 @@ def _write_batch(
         else [None] * len(posts)
     )
     spent["haiku"] = spent.get("haiku", 0.0) + time.perf_counter() - t
+    _log_rejections(posts, caps, haikus)
     res = []
     for p, cap, h in zip(posts, caps, haikus, strict=True):
         scores = dict(p.scores)
@@ -230,6 +231,15 @@ def _write_batch(
         new_scores = {k: v for k, v in scores.items() if k in ("caption_agreement", "haiku_agreement")}
         res.append((replace(p, **written, scores=scores), {**written, "scores": new_scores}))
     return res
+
+
+def _log_rejections(posts: Sequence[Post], caps: Sequence, haikus: Sequence) -> None:
+    """One log line per post whose generated texts were rejected by a rule, with the reasons (debug: every text)."""
+    for p, cap, h in zip(posts, caps, haikus, strict=True):
+        why = Counter(r.split(":")[0] for _, r in cap.rejected if not r.startswith("empty"))
+        why.update("haiku " + r.split(":")[0] for _, r in (h.reasons if h is not None else []))
+        if why:
+            logger.info("post %s: generated texts rejected: %s", p.id, ", ".join(f"{k} x{n}" for k, n in why.items()))
 
 
 TEXTS_KIND = "post-texts:v1"  # per post: caption, hashtags, haiku, caption mode and their scores
