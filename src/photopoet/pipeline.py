@@ -76,6 +76,11 @@ def check_folders(photos: Path, out: Path) -> None:
             f"{out}: the output folder lies inside the photo folder {photos}; photopoet never writes there. "
             "Choose an output folder outside it."
         )
+    if is_within(photos, out / "posts"):
+        raise RunError(
+            f"{photos}: the photo folder lies in the output's post folders {out / 'posts'}, which photopoet "
+            "rewrites and moves aside; it never moves an original. Choose another output folder."
+        )
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: exists and is not a folder")
 

@@ -54,7 +54,8 @@ try:  # HEIC/HEIF (phones); the package is a dependency, but a broken install sh
 except ImportError:  # pragma: no cover
     pass
 
-RECIPE = 1  # bump when the working copy is made differently: cached copies of older recipes are remade
+# bump when the working copy is made differently: cached copies of older recipes are remade
+RECIPE = 2  # 2: pixels only (1 kept a JPEG comment)
 BATCH_SIZE = 32
 HASH_CHUNK = 1 << 20
 JPEG_QUALITY = 90
@@ -377,8 +378,10 @@ def decode_photo(path: str | Path, thumb_size: int, max_pixels: int) -> tuple[di
             work = _resizable(work)
             work.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
             work = _flatten(work)
+            clean = Image.new("RGB", work.size)  # pixels only: a comment, EXIF or XMP never reaches the copy
+            clean.paste(work)
             buf = io.BytesIO()
-            work.save(buf, "JPEG", quality=JPEG_QUALITY)
+            clean.save(buf, "JPEG", quality=JPEG_QUALITY)
     except RejectedFile:
         raise
     except UnidentifiedImageError:

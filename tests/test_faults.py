@@ -1,0 +1,133 @@
+"""Fault tests (issue 19): what a hostile but fair user does to a run, and what the tool must still promise.
+
+Originals are never written, moved or deleted; hand edits survive; exports carry no source metadata; a killed
+export leaves nothing behind after the next run. Every fixture is made here with Pillow.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from photopoet.cache import Cache
+from photopoet.config import RenderConfig, load_config
+from photopoet.pipeline import RunError, run
+from photopoet.records import Post, Understood
+from photopoet.stages.ingest import ingest
+from photopoet.stages.render import render_report, write_post_folders
+
+SECRET = "Secret garden at 12 Rue Example, Anna"
+
+
+def _post(pid: str, paths: list[str]) -> Post:
+    return Post(id=pid, photos=list(paths), cover=paths[0], caption="Highlights.")
+
+
+@pytest.fixture
+def commented(tmp_path: Path):
+    """Two photos whose JPEG comment, EXIF and XMP hold a place and a name, ingested into a private cache."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    exif = Image.Exif()
+    exif[0x010E] = SECRET  # ImageDescription
+    xmp = f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description>{SECRET}</rdf:Description></x:xmpmeta>'
+    for i, colour in enumerate([(200, 40, 40), (40, 200, 40)]):
+        im = Image.new("RGB", (800, 800), colour)  # square: no padding happens on export
+        im.save(src / f"p{i}.jpg", quality=90, comment=SECRET, exif=exif, xmp=xmp.encode())
+    with Image.open(src / "p0.jpg") as im:
+        assert im.info.get("comment") == SECRET.encode()
+    cache = Cache(tmp_path / "cache.sqlite3")
+    res = ingest(src, load_config().ingest, cache, progress=False)
+    by_path = {p.path: Understood(photo=p) for p in res.photos}
+    yield by_path, cache
+    cache.close()
+
+
+# --- 1. a photo folder at OUT/posts is never moved --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("inside", ["posts", "posts/day1"])
+def test_photo_folder_at_or_inside_out_posts_is_refused_and_untouched(tmp_path: Path, inside: str, snapshot):
+    trap = tmp_path / "trap"
+    (trap / "posts" / "day1").mkdir(parents=True)
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(trap / "posts" / "day1" / "a.jpg")
+    before = snapshot(trap)
+    with pytest.raises(RunError, match="photo folder") as e:
+        run(trap / inside, trap, load_config(), progress=False)
+    assert "\n" not in str(e.value) and "posts" in str(e.value)
+    assert snapshot(trap) == before
+    assert not (trap / "posts" / ".stale").exists()
+
+
+# --- 2. a hand-edited caption never vanishes ---------------------------------------------------------------------
+
+
+def test_stale_twice_keeps_both_hand_edited_captions(commented, tmp_path: Path):
+    by_path, _ = commented
+    paths = sorted(by_path)
+    out = tmp_path / "out"
+    cfg = RenderConfig(export_size=320)
+    write_post_folders(out, [_post("01-aaaaaa", paths[:1])], by_path, cfg, progress=False)
+    (out / "posts" / "01-aaaaaa" / "caption.txt").write_text("my first edit\n", encoding="utf-8")
+    write_post_folders(out, [_post("02-bbbbbb", paths[1:])], by_path, cfg, progress=False)  # 01 goes stale
+    write_post_folders(out, [_post("01-aaaaaa", paths[:1])], by_path, cfg, progress=False)  # 01 comes back
+    (out / "posts" / "01-aaaaaa" / "caption.txt").write_text("my second edit\n", encoding="utf-8")
+    write_post_folders(out, [_post("02-bbbbbb", paths[1:])], by_path, cfg, progress=False)  # stale again
+    kept = sorted(p.read_text(encoding="utf-8") for p in (out / "posts" / ".stale").rglob("caption.txt"))
+    assert "my first edit\n" in kept and "my second edit\n" in kept
+
+
+# --- 3. exports carry no source metadata -------------------------------------------------------------------------
+
+
+def _no_secret(data: bytes) -> None:
+    assert SECRET.encode() not in data
+    with Image.open(io.BytesIO(data)) as im:
+        assert "comment" not in im.info and "exif" not in im.info and "xmp" not in im.info
+        assert "icc_profile" not in im.info
+
+
+def test_exported_photos_montage_and_report_thumbnails_carry_no_comment(commented, tmp_path: Path):
+    by_path, cache = commented
+    paths = sorted(by_path)
+    out = tmp_path / "out"
+    cfg = RenderConfig(export_size=640)
+    posts = [_post("01-aaaaaa", paths)]
+    write_post_folders(out, posts, by_path, cfg, progress=False)
+    d = out / "posts" / "01-aaaaaa"
+    meta = json.loads((d / "post.json").read_text(encoding="utf-8"))
+    assert not any(f.get("fit") for f in meta["files"])  # no padding: the case where the comment survived
+    for f in ["01.jpg", "02.jpg", "montage.jpg"]:
+        _no_secret((d / f).read_bytes())
+    report = render_report(out, "t", posts, by_path, [], cache, cfg, n_files=2)
+    html = report.read_text(encoding="utf-8")
+    uris = re.findall(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", html)
+    assert len(uris) >= 2
+    for u in uris:
+        _no_secret(base64.b64decode(u))
+
+
+# --- 6. leftovers of a killed export go away ---------------------------------------------------------------------
+
+
+def test_tmp_files_of_a_killed_export_are_removed_by_the_next_run(commented, tmp_path: Path):
+    by_path, _ = commented
+    paths = sorted(by_path)
+    out = tmp_path / "out"
+    cfg = RenderConfig(export_size=320)
+    posts = [_post("01-aaaaaa", paths)]
+    write_post_folders(out, posts, by_path, cfg, progress=False)
+    d = out / "posts" / "01-aaaaaa"
+    # what atomic_write_bytes leaves when killed between mkstemp and os.replace
+    for name in [".01.jpg.k2j3h4.tmp", ".montage.jpg.x9y8.tmp", ".post.json.abc.tmp", ".caption.txt.q.tmp"]:
+        (d / name).write_bytes(b"half")
+    (d / "notes.tmp").write_text("the user's own file", encoding="utf-8")
+    write_post_folders(out, posts, by_path, cfg, progress=False)
+    assert sorted(p.name for p in d.glob(".*.tmp")) == []
+    assert (d / "notes.tmp").exists()  # only photopoet's own leftovers go
