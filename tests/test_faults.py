@@ -10,12 +10,17 @@ import base64
 import io
 import json
 import re
+import shutil
+import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from photopoet.cache import Cache
+from photopoet.cli import app
 from photopoet.config import RenderConfig, load_config
 from photopoet.pipeline import RunError, run
 from photopoet.records import Post, Understood
@@ -131,3 +136,119 @@ def test_tmp_files_of_a_killed_export_are_removed_by_the_next_run(commented, tmp
     write_post_folders(out, posts, by_path, cfg, progress=False)
     assert sorted(p.name for p in d.glob(".*.tmp")) == []
     assert (d / "notes.tmp").exists()  # only photopoet's own leftovers go
+
+
+# --- 4. a damaged cache is set aside with one line, or a bad entry is a miss --------------------------------------
+
+
+def _truncate(db: Path) -> None:
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 3])
+
+
+def _garbage(db: Path) -> None:
+    db.write_bytes(bytes(range(256)) * (db.stat().st_size // 256))
+
+
+def _pages(db: Path) -> None:  # page 1 (the header and schema) intact, every later page overwritten
+    data = bytearray(db.read_bytes())
+    data[4096:] = bytes((i * 7 + 3) % 256 for i in range(len(data) - 4096))
+    db.write_bytes(bytes(data))
+
+
+def _sql(stmt: str):
+    def damage(db: Path) -> None:
+        with sqlite3.connect(db) as conn:
+            assert conn.execute(stmt).rowcount > 0
+        conn.close()
+
+    return damage
+
+
+FILE_DAMAGE = {"truncated": _truncate, "garbage": _garbage, "pages": _pages}
+ROW_DAMAGE = {
+    "meta": _sql("UPDATE photos SET meta = '{\"width\": 3' WHERE rowid = (SELECT MIN(rowid) FROM photos)"),
+    "vector": _sql("UPDATE vectors SET data = x'0102'"),
+    "shape": _sql("UPDATE vectors SET shape = 'not json'"),
+    "json": _sql("UPDATE json_values SET value = '{bad'"),
+}
+
+
+@pytest.fixture(scope="module")
+def dedupe_setup(tmp_path_factory):
+    """Three photos, a config with its own cache, a clean cache file and the clean `dedupe --json` output."""
+    root = tmp_path_factory.mktemp("damage")
+    photos = root / "photos"
+    photos.mkdir()
+    for i, colour in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)]):
+        Image.new("RGB", (400, 300), colour).save(photos / f"p{i}.jpg")
+    cfg = root / "config.yaml"
+    cfg.write_text(f"cache:\n  dir: {root / 'cache'}\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["dedupe", str(photos), "-c", str(cfg), "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    clean = root / "clean.sqlite3"
+    shutil.copy(root / "cache" / "cache.sqlite3", clean)
+    return photos, cfg, root / "cache", clean, json.loads(res.stdout)
+
+
+def _dedupe_on_damaged(dedupe_setup, damage):
+    photos, cfg, cache_dir, clean, expected = dedupe_setup
+    for p in cache_dir.glob("cache.sqlite3*"):
+        p.unlink()
+    db = cache_dir / "cache.sqlite3"
+    shutil.copy(clean, db)
+    damage(db)
+    res = CliRunner().invoke(app, ["dedupe", str(photos), "-c", str(cfg), "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output and res.exception is None
+    assert json.loads(res.stdout) == expected
+    with Cache(db) as c:
+        assert c.integrity_check() == "ok"
+    return res, db
+
+
+@pytest.mark.parametrize("kind", sorted(FILE_DAMAGE))
+def test_a_damaged_cache_file_is_set_aside_with_one_line_and_rebuilt(dedupe_setup, kind):
+    res, db = _dedupe_on_damaged(dedupe_setup, FILE_DAMAGE[kind])
+    lines = [x for x in res.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, res.stderr
+    assert str(db) in lines[0] and "damaged" in lines[0] and "moved it to cache.sqlite3.damaged-" in lines[0]
+    aside = list(db.parent.glob("cache.sqlite3.damaged-*"))
+    assert len(aside) >= 1 and any(p.stat().st_size > 0 for p in aside)  # kept, not deleted
+
+
+@pytest.mark.parametrize("kind", sorted(ROW_DAMAGE))
+def test_a_damaged_cache_entry_is_a_miss_and_recomputed(dedupe_setup, kind):
+    res, db = _dedupe_on_damaged(dedupe_setup, ROW_DAMAGE[kind])
+    assert res.stderr.strip() == ""
+    assert not list(db.parent.glob("cache.sqlite3.damaged-*"))
+
+
+def test_bad_rows_read_as_misses(tmp_path: Path):
+    with Cache(tmp_path / "c.sqlite3") as c:
+        c.put_photo("a", {"w": 1}, b"x")
+        c.put_photo("b", {"w": 2}, b"y")
+        c.put_vectors("v", {"a": np.ones(4), "b": np.ones(4)})
+        c.put_json("k", {"a": 1, "b": 2})
+        c.conn.execute("UPDATE photos SET meta = '[1' WHERE sha = 'a'")
+        c.conn.execute("UPDATE vectors SET data = x'01' WHERE sha = 'a'")
+        c.conn.execute("UPDATE json_values SET value = 'nan-ish' WHERE sha = 'a'")
+        assert c.get_metas(["a", "b"]) == {"b": {"w": 2}}
+        assert list(c.get_vectors("v", ["a", "b"])) == ["b"]
+        assert c.get_json("k", ["a", "b"]) == {"b": 2}
+        c.put_json("k", {"a": 3})  # recomputed: overwritten
+        assert c.get_json("k", ["a"]) == {"a": 3}
+
+
+def test_cache_of_a_newer_version_is_one_line_not_a_traceback(dedupe_setup, tmp_path: Path):
+    photos, _, _, clean, _ = dedupe_setup
+    d = tmp_path / "c"
+    d.mkdir()
+    shutil.copy(clean, d / "cache.sqlite3")
+    with sqlite3.connect(d / "cache.sqlite3") as conn:
+        conn.execute("UPDATE cache_info SET value = '99' WHERE key = 'schema_version'")
+    conn.close()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"cache:\n  dir: {d}\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["dedupe", str(photos), "-c", str(cfg), "-q"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.stderr.count("\n") == 1 and "newer photopoet" in res.stderr

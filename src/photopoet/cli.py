@@ -97,13 +97,14 @@ def run(
     cfg = _load(config, overrides or None)
     if cfg.executor.kind == "local" and ray_address is not None:
         _fail("--ray-address is only used with --executor ray")
+    from photopoet.cache import CacheError
     from photopoet.models.adapter import AdapterError
     from photopoet.pipeline import RunError
     from photopoet.pipeline import run as run_pipeline
 
     try:
         res = run_pipeline(photos, out, cfg, progress=not quiet)
-    except (RunError, AdapterError) as e:
+    except (RunError, AdapterError, CacheError) as e:
         _fail(str(e))
     for e in res.excluded:
         typer.echo(f"skipped {e.path}: {e.reason}", err=True)
@@ -136,12 +137,13 @@ def dedupe(
     import json
 
     cfg = _load(config)
+    from photopoet.cache import CacheError
     from photopoet.pipeline import RunError
     from photopoet.stages.cull import dedupe_folder
 
     try:
         res = dedupe_folder(photos, cfg, progress=not (quiet or as_json))
-    except RunError as e:
+    except (RunError, CacheError) as e:
         _fail(str(e))
     if as_json:
         typer.echo(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
@@ -189,13 +191,14 @@ def group(
     import json
 
     cfg = _load(config)
+    from photopoet.cache import CacheError
     from photopoet.evaluation.grouping import understand_folder
     from photopoet.pipeline import RunError
     from photopoet.stages.group import group_understood
 
     try:
         ing, und = understand_folder(photos, cfg, progress=not quiet and not json_out)
-    except RunError as e:
+    except (RunError, CacheError) as e:
         _fail(str(e))
     posts = group_understood(und, cfg.group).posts
     excluded = [{"path": e.path, "reason": e.reason} for e in ing.excluded]

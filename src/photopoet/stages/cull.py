@@ -895,14 +895,16 @@ def dedupe_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True)
 
     Files that cannot be read are not part of the result (``photopoet run`` lists them as excluded).
     """
-    from photopoet.pipeline import check_photo_folder, open_cache
+    from photopoet.pipeline import check_photo_folder, with_cache
     from photopoet.stages.ingest import ingest
     from photopoet.stages.understand import ModelSet, understand
 
     photos_dir = Path(photos_dir)
     check_photo_folder(photos_dir)
-    cache, cache_dir = open_cache(cfg)
-    with cache:
+
+    def job(cache: Cache, cache_dir: Path) -> CullResult:
         ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
         und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
         return cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+
+    return with_cache(cfg, job)
