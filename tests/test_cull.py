@@ -300,3 +300,22 @@ def test_tiers_are_grouped_strongest_first_on_the_kept_photos():
     groups = cull_mod.group_by_tier(5, links, lambda i, j: 1.0, lambda members: (max(members), "highest index"))
     got = [(g.kind, g.keep, sorted(g.members)) for g in groups]
     assert got == [("exact", 1, [0, 1]), ("duplicate", 2, [1, 2]), ("similar", 3, [2, 3])]
+
+
+def test_a_small_downscaled_copy_is_linked_to_its_original(env, imgs, tmp_path):
+    """Issue 19: a downscaled copy was flagged low resolution but not linked (too few features to align, and its
+    feature cosine below candidate_cosine); the low-resolution flag must not hide the duplicate link."""
+    for name, side in [("astronaut", 48), ("chelsea", 100), ("rocket", 100)]:
+        imgs[name].save(tmp_path / f"{name}.jpg", quality=92)
+        small = imgs[name].copy()
+        small.thumbnail((side, side), Image.Resampling.LANCZOS)
+        small.save(tmp_path / f"{name}-small.jpg", quality=80)
+    res = run_cull(env, tmp_path)
+    u = by_name(res)
+    for name in ["astronaut", "chelsea", "rocket"]:
+        copy = u[f"{name}-small.jpg"]
+        assert copy.verdict == "duplicate", (name, copy.reason)
+        assert copy.duplicate_of == str(tmp_path / f"{name}.jpg")
+        assert "same picture at another size" in copy.reason and "also low resolution" in copy.reason
+        assert u[f"{name}.jpg"].verdict == "keep"
+    assert {Path(g.keep).name for g in res.groups} == {"astronaut.jpg", "chelsea.jpg", "rocket.jpg"}

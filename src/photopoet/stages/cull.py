@@ -63,6 +63,11 @@ SIGNALS_KIND = "cull-signals:v3"  # per photo: perceptual hash, quality, faces
 PIXELS_KIND = "cull-pixels:v1"  # per photo: hash of the fully decoded pixels (candidates only)
 ALIGN_KIND = "cull-align:v2"  # per pair "sha_a:sha_b" (sorted): alignment agreement
 QUALITY_SIZE = 512  # longest side at which sharpness, exposure and faces are measured
+SCALED_SIDE = 64  # px: a pair of the same picture at two sizes is compared at the smaller's size, at most this
+SCALED_MEAN_DIFF = 10.0  # grey levels (0-255): mean absolute difference of a downscaled copy and its original
+SCALED_BLOCK_DIFF = 24.0  # ... and of every 4x4 block (a moved object or an edit shows up as one bad block)
+SCALED_BUCKET_MAX = 64  # photos sharing one hash band and aspect cell beyond this are not paired through it
+SCALED_ASPECT = 0.02  # aspect ratios this close (relative) can be the same picture at another size
 PIXEL_HASH_BITS = 4  # perceptual hashes this close (and the same size) get a full pixel-hash comparison
 APPROX_ABOVE = 20_000  # photos: above this the kNN index is approximate (PCA + IVF)
 PCA_TRAIN = 4_000  # rows the PCA of the approximate index is fitted on
@@ -664,6 +669,9 @@ class _Pairs:
         a, b = self._pixels.get(self.photos[i].photo.sha256), self._pixels.get(self.photos[j].photo.sha256)
         return a is not None and a == b
 
+    def scaled_difference(self, i: int, j: int) -> tuple[float, float]:
+        return scaled_difference(self._image(self.photos[i].photo.sha256), self._image(self.photos[j].photo.sha256))
+
     def alignment(self, i: int, j: int) -> float | None:
         a, b = sorted((self.photos[i].photo.sha256, self.photos[j].photo.sha256))
         key = f"{a}:{b}"
@@ -679,6 +687,30 @@ class _Pairs:
         return self._align[key]
 
 
+def scaled_pair(a: Any, b: Any) -> bool:
+    """True when photo records `a` and `b` could be one picture at two sizes: the same aspect ratio (within
+    :data:`SCALED_ASPECT`) and one at most 90 % of the other's width."""
+    ra, rb = a.width / max(1, a.height), b.width / max(1, b.height)
+    if abs(ra - rb) > SCALED_ASPECT * max(ra, rb):
+        return False
+    small, large = sorted((a.width, b.width))
+    return small <= 0.9 * large
+
+
+def scaled_difference(a: Image.Image, b: Image.Image) -> tuple[float, float]:
+    """(mean, worst 4x4 block) absolute grey difference of two pictures resized to the smaller one's size (its
+    longest side at most :data:`SCALED_SIDE` px): small for a downscaled copy, large for another picture."""
+    small = a if a.width * a.height <= b.width * b.height else b
+    s = min(1.0, SCALED_SIDE / max(small.size))
+    size = (max(8, round(small.width * s)), max(8, round(small.height * s)))
+    x = np.asarray(a.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float32)
+    y = np.asarray(b.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float32)
+    d = np.abs(x - y)
+    h, w = (d.shape[0] // 4) * 4, (d.shape[1] // 4) * 4
+    blocks = d[:h, :w].reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3))
+    return float(d.mean()), float(blocks.max())
+
+
 def pair_tier(
     i: int, j: int, cos: float, photos: Sequence[Understood], sig: dict[str, dict], pairs: _Pairs, cfg: CullConfig
 ) -> tuple[str | None, str]:
@@ -692,14 +724,23 @@ def pair_tier(
         pairs.pixel_hashes([i, j])
         if pairs.same_pixels(i, j):
             return "exact", "same pixels"
+    align = pairs.alignment(i, j) if cos >= cfg.candidate_cosine else None
+    if cos >= cfg.candidate_cosine:
+        if align is None:
+            if ham <= cfg.duplicate_hash_distance:
+                return "duplicate", f"perceptual hash {ham} bits apart, cosine {cos:.3f}"
+        elif align >= cfg.duplicate_alignment:
+            return "duplicate", f"aligns as the same frame ({align:.2f}), cosine {cos:.3f}"
+    # a downscaled copy: too small to align and its features drift, so compare the pictures at its size
+    if scaled_pair(pi, pj) and (ham <= cfg.duplicate_hash_distance or cos >= cfg.candidate_cosine):
+        mean, worst = pairs.scaled_difference(i, j)
+        if mean <= SCALED_MEAN_DIFF and worst <= SCALED_BLOCK_DIFF:
+            a, b = sorted([pi, pj], key=lambda p: p.width)
+            return "duplicate", (
+                f"the same picture at another size ({a.width}x{a.height} of {b.width}x{b.height}), cosine {cos:.3f}"
+            )
     if cos < cfg.candidate_cosine:
         return None, ""
-    align = pairs.alignment(i, j)
-    if align is None:
-        if ham <= cfg.duplicate_hash_distance:
-            return "duplicate", f"perceptual hash {ham} bits apart, cosine {cos:.3f}"
-    elif align >= cfg.duplicate_alignment:
-        return "duplicate", f"aligns as the same frame ({align:.2f}), cosine {cos:.3f}"
     if cos >= cfg.similar_cosine or (align is not None and align >= cfg.similar_alignment):
         ti, tj = _time(photos[i]), _time(photos[j])
         if ti is not None and tj is not None and abs((ti - tj).total_seconds()) > cfg.similar_max_gap_seconds:
@@ -741,14 +782,30 @@ def cull(
     cand: dict[tuple[int, int], float] = {}
     feats = np.asarray(features, dtype=np.float32)
     buckets: dict[Any, list[int]] = {}
+    bands: dict[Any, list[int]] = {}
     for i, u in enumerate(photos):
         buckets.setdefault(("sha", u.photo.sha256), []).append(i)
-        buckets.setdefault(("px", u.photo.width, u.photo.height, sig[u.photo.sha256]["phash"]), []).append(i)
+        ph = sig[u.photo.sha256]["phash"]
+        buckets.setdefault(("px", u.photo.width, u.photo.height, ph), []).append(i)
+        # the same picture at another size: perceptual hashes within 3 bits share one of four 16-bit bands, and
+        # aspect ratios within SCALED_ASPECT share one of two neighbouring aspect cells
+        cell = math.floor(math.log(u.photo.width / max(1, u.photo.height)) / SCALED_ASPECT)
+        for aspect in (cell, cell + 1):
+            for band in range(4):
+                bands.setdefault((aspect, band, ph[band * 4 : band * 4 + 4]), []).append(i)
     for members in buckets.values():
         for a in range(len(members)):
             for b in range(a + 1, len(members)):
                 i, j = members[a], members[b]
                 cand[(i, j)] = float(feats[i] @ feats[j])
+    for members in bands.values():
+        if len(members) > SCALED_BUCKET_MAX:  # a band many photos share (flat, blank frames) says nothing
+            continue
+        for a in range(len(members)):
+            for b in range(a + 1, len(members)):
+                i, j = members[a], members[b]
+                if (i, j) not in cand and scaled_pair(photos[i].photo, photos[j].photo):
+                    cand[(i, j)] = float(feats[i] @ feats[j])
     for i, j, c in candidate_pairs(feats, cfg, progress=progress):
         cand.setdefault((i, j), c)
 
