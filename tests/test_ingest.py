@@ -369,3 +369,64 @@ def test_working_copy_is_jpeg(photo_dir):
         res = ingest(photo_dir, CFG, c, progress=False)
         data = c.get_thumb(res.photos[0].sha256)
     assert Image.open(io.BytesIO(data)).format == "JPEG"
+
+
+def test_images_recognised_by_content_not_by_name(tmp_path, images):
+    """Issue 19: every still-image format Pillow decodes, whatever the file is called; the format Pillow reports
+    is recorded. Fixtures like another dedupe tool's: PPM, PGM, PBM, GIF, TIFF, WebP, BMP, MPO, JPEG bytes
+    under .png / .bmp names."""
+    cat = images["chelsea"].resize((120, 80))
+    root = tmp_path / "formats"
+    root.mkdir()
+    cat.save(root / "colour.ppm")
+    cat.convert("L").save(root / "grey.pgm")
+    cat.convert("1").save(root / "marbles.pbm")
+    frames = [cat.convert("P"), images["coffee"].resize((120, 80)).convert("P")]
+    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    cat.save(root / "scan.tiff")
+    cat.save(root / "web.webp")
+    cat.save(root / "paint.bmp")
+    cat.save(root / "camera.mpo", "MPO", save_all=True, append_images=[images["coffee"].resize((120, 80))])
+    cat.save(root / "jpeg-bytes.png", "JPEG")
+    cat.save(root / "jpeg-bytes.bmp", "JPEG")
+    cat.save(root / "png-bytes.dat", "PNG")
+    cat.save(root / "no-extension", "JPEG")
+    (root / "notes.txt").write_text("shot list\n")
+    (root / "random.bin").write_bytes(bytes(range(256)) * 4)
+    res, copies = run(root)
+    got = {Path(p.path).name: p.format for p in res.photos}
+    assert got == {
+        "colour.ppm": "PPM",
+        "grey.pgm": "PPM",
+        "marbles.pbm": "PPM",
+        "anim.gif": "GIF",
+        "scan.tiff": "TIFF",
+        "web.webp": "WEBP",
+        "paint.bmp": "BMP",
+        "camera.mpo": "MPO",
+        "jpeg-bytes.png": "JPEG",
+        "jpeg-bytes.bmp": "JPEG",
+        "png-bytes.dat": "PNG",
+        "no-extension": "JPEG",
+    }
+    assert {Path(e.path).name: e.reason for e in res.excluded} == {
+        "notes.txt": "not an image (extension .txt)",
+        "random.bin": "not an image (extension .bin)",
+    }
+    gif = next(p for p in res.photos if p.path.endswith("anim.gif"))
+    first = np.asarray(copies[gif.sha256], dtype=float).mean(axis=(0, 1))
+    want = np.asarray(frames[0].convert("RGB"), dtype=float).mean(axis=(0, 1))
+    assert np.abs(first - want).max() < 12  # the first frame
+    assert all(copies[p.sha256].mode == "RGB" for p in res.photos)
+
+
+def test_posts_json_records_the_format(tmp_path, images):
+    from photopoet.records import Understood
+    from photopoet.stages.render import posts_document
+
+    root = tmp_path / "p"
+    root.mkdir()
+    images["coffee"].resize((90, 60)).save(root / "x.pgm.png", "PPM")
+    res, _ = run(root)
+    doc = posts_document([Understood(photo=p) for p in res.photos], [], res.excluded)
+    assert [ph["format"] for ph in doc["photos"]] == ["PPM"]

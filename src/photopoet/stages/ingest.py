@@ -30,6 +30,7 @@ import os
 import re
 import stat
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,7 +61,6 @@ BATCH_SIZE = 32
 HASH_CHUNK = 1 << 20
 JPEG_QUALITY = 90
 
-_FORMAT_NAMES = {"MPO": "JPEG"}  # multi-picture JPEGs (some cameras) are JPEGs to a user
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _ORIENTATION, _DATETIME, _DATETIME_ORIGINAL = 0x0112, 0x0132, 0x9003
 _DATE_RE = re.compile(r"^\s*(\d{4})[:\-/.](\d{1,2})[:\-/.](\d{1,2})[ T]+(\d{1,2}):(\d{1,2}):(\d{1,2})")
@@ -125,6 +125,35 @@ def _printable(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+# What Pillow (and pillow-heif) may recognise by content in a file whose extension is not in
+# ``ingest.extensions``: every registered opener except those with no signature to check (TGA, SPIDER, IM,
+# PCD, IPTC ...: random bytes can pass for them) and the ones that only name data they cannot decode.
+_NOT_SNIFFED = {"BUFR", "EPS", "GRIB", "HDF5", "IM", "IMT", "IPTC", "MPEG", "PCD", "SPIDER", "TGA", "WMF"}
+
+
+def _sniff_formats() -> list[str]:
+    Image.init()
+    return [f for f, (_, accept) in Image.OPEN.items() if accept is not None and f not in _NOT_SNIFFED]
+
+
+def looks_like_image(path: str | Path) -> bool:
+    """True when Pillow recognises the file's content as an image it reads (header only, no pixel decoded).
+
+    Used for files whose extension is not in ``ingest.extensions``: a photo is a photo whatever it is called.
+    A file that starts like an image but is damaged counts as one, so the decoder gives it a precise reason."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path, formats=_sniff_formats()):
+                return True
+    except UnidentifiedImageError:
+        return False
+    except OSError as e:
+        return e.errno is not None  # unreadable: let hashing report why
+    except Exception:  # recognised, then a parse error: the decoder will say what is wrong with it
+        return True
+
+
 def _walk(root: Path | str, cfg: IngestConfig) -> tuple[list[_File], list[Excluded]]:
     top = os.path.abspath(root)
     if not _is_text(top):
@@ -166,7 +195,7 @@ def _walk(root: Path | str, cfg: IngestConfig) -> tuple[list[_File], list[Exclud
                 stack.append(iter(_list_dir(path, excluded)))
         elif stat.S_ISREG(est.st_mode):
             ext = os.path.splitext(entry.name)[1].lower()
-            if ext in exts:
+            if ext in exts or (est.st_size > 0 and looks_like_image(path)):
                 files.append(_File(path, est.st_size, est.st_mtime_ns))
             else:
                 excluded.append(
@@ -364,7 +393,7 @@ def decode_photo(path: str | Path, thumb_size: int, max_pixels: int) -> tuple[di
             w, h = im.size
             if w * h > max_pixels:
                 raise RejectedFile(f"too large: {w} x {h} px exceeds max_pixels {max_pixels}")
-            fmt = _FORMAT_NAMES.get(im.format or "", im.format or "unknown")
+            fmt = im.format or "unknown"  # as Pillow names it: JPEG, MPO (multi-picture JPEG), PPM, GIF ...
             orientation, taken_at, gps = _exif_fields(im)
             # pillow-heif turns HEIF images upright itself and resets the tag; it keeps the original value
             recorded = im.info.get("original_orientation") or orientation

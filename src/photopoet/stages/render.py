@@ -46,6 +46,7 @@ def posts_document(photos: Sequence[Understood], posts: Sequence[Post], excluded
                 "sha256": u.photo.sha256,
                 "width": u.photo.width,
                 "height": u.photo.height,
+                "format": u.photo.format,
                 "taken_at": u.photo.taken_at,
                 "gps": list(u.photo.gps) if u.photo.gps else None,
                 "labels": [{"name": lab.name, "score": lab.score} for lab in u.labels],
