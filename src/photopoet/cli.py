@@ -155,10 +155,14 @@ def dedupe(
             typer.echo(f"    set aside {d}")
     for q in res.low_quality:
         typer.echo(f"low quality: {q.path}: {q.reason}")
+    for e in res.unreadable:
+        typer.echo(f"not read: {e.path}: {e.reason}")
     counts = {k: sum(len(g.duplicates) for g in res.groups if g.kind == k) for k in names}
+    n_bad = len(res.unreadable)
     typer.echo(
         f"{len(res.photos)} photos: {len(res.groups)} groups ({counts['exact']} exact, {counts['duplicate']} "
-        f"duplicate, {counts['similar']} similar copies), {len(res.low_quality)} low quality; nothing was changed"
+        f"duplicate, {counts['similar']} similar copies), {len(res.low_quality)} low quality, "
+        f"{n_bad} file{'s' if n_bad != 1 else ''} not read; nothing was changed"
     )
 
 

@@ -57,7 +57,7 @@ from tqdm import tqdm
 
 from photopoet.cache import Cache
 from photopoet.config import Config, CullConfig
-from photopoet.records import Understood
+from photopoet.records import Excluded, Understood
 
 SIGNALS_KIND = "cull-signals:v3"  # per photo: perceptual hash, quality, faces
 PIXELS_KIND = "cull-pixels:v1"  # per photo: hash of the fully decoded pixels (candidates only)
@@ -111,6 +111,7 @@ class CullResult:
     low_quality: list[LowQuality]  # every photo that fails a quality check (also when in a group)
     photos: list[Understood]  # the input records with verdict / reason / duplicate_of filled in
     culled: frozenset[str] = field(default_factory=frozenset)  # paths left out of posts (config `remove`)
+    unreadable: list[Excluded] = field(default_factory=list)  # dedupe_folder: files it could not read, with why
 
     def kept(self) -> list[int]:
         """Indices into `photos` of the photos that stay in posts."""
@@ -132,6 +133,7 @@ class CullResult:
         return {
             "groups": [g.to_json() for g in self.groups],
             "low_quality": [q.to_json() for q in self.low_quality],
+            "unreadable": [{"path": e.path, "reason": e.reason} for e in self.unreadable],
         }
 
 
@@ -249,9 +251,10 @@ def quality_signals(img: Image.Image, *, min_face: int = 80) -> dict[str, float]
     lap = cv2.Laplacian(g, cv2.CV_64F, ksize=1)
     p01, p99 = np.percentile(g, [1, 99])
     var = float(g.var())
+    lap_var = float(lap.var()) if lap.size else 0.0
     out: dict[str, float] = {
-        "sharpness": round(float(lap.var()), 2),
-        "detail": round(float(lap.var()) / var, 4) if var > 1e-6 else 0.0,
+        "sharpness": round(lap_var, 2),
+        "detail": round(lap_var / var, 4) if var > 1e-6 else 0.0,
         "colour": round(float(np.asarray(img.convert("HSV"))[..., 1].mean()) / 255.0, 4),
         "dark": round(float((g <= 8).mean()), 4),
         "bright": round(float((g >= 247).mean()), 4),
@@ -293,6 +296,9 @@ def pixel_hash(path: str | Path) -> str | None:
 # -- alignment check for "same frame, edited" ---------------------------------------------------------------
 
 
+ORB_MIN_SIDE = 32  # px: pictures narrower than this are not aligned (ORB's 31 px patches do not fit)
+
+
 def _orb(gray: np.ndarray) -> tuple[Any, Any]:
     cv2 = _cv2()
     orb = cv2.ORB_create(nfeatures=1500, fastThreshold=10)
@@ -311,6 +317,8 @@ def alignment_score(a: Image.Image, b: Image.Image) -> float | None:
     leaves many tiles that disagree.
     """
     cv2 = _cv2()
+    if min(*a.size, *b.size) < ORB_MIN_SIDE:  # ORB's pyramid cannot shrink a sliver of a picture: too small to judge
+        return None
     ga, gb = _gray(a), _gray(b)
     ka, da = _orb(ga)
     kb, db = _orb(gb)
@@ -574,7 +582,8 @@ def _pick_best(
     if runner in low and best not in low:
         why.append("passes the quality checks")
     if b["detail"] > 1.1 * r["detail"]:
-        why.append(f"sharpest ({b['sharpness']:.0f} vs {r['sharpness']:.0f})")
+        # the numbers compared: detail (sharpness for the contrast), not the raw sharpness, which can be lower
+        why.append(f"sharpest (detail {b['detail']:.2f} vs {r['detail']:.2f})")
     if b["exposure"] > r["exposure"] + 0.02:
         why.append(f"better exposed ({b['exposure']:.2f} vs {r['exposure']:.2f})")
     if b["eyes_open"] > r["eyes_open"]:
@@ -950,7 +959,7 @@ def _complete_linkage(pairs: set[tuple[int, int]], strength: Callable[[int, int]
 def dedupe_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True) -> CullResult:
     """Ingest, understand and cull a folder with the config's cache: what `photopoet dedupe` prints.
 
-    Files that cannot be read are not part of the result (``photopoet run`` lists them as excluded).
+    Files that cannot be read are listed in ``unreadable`` with the reason (``photopoet run``: excluded).
     """
     from photopoet.pipeline import check_photo_folder, with_cache
     from photopoet.stages.ingest import ingest
@@ -962,6 +971,7 @@ def dedupe_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True)
     def job(cache: Cache, cache_dir: Path) -> CullResult:
         ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
         und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
-        return cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+        res = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+        return replace(res, unreadable=list(ing.excluded))
 
     return with_cache(cfg, job)
