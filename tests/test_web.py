@@ -587,3 +587,16 @@ def test_upload_size_messages_keep_one_decimal(base, tmp_path):
     c = TestClient(create_app(s), base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
     r = c.post("/upload", data={"csrf": s.csrf}, files=[("photos", ("x.jpg", os.urandom(3_460_000), "image/jpeg"))])
     assert r.status_code == 413 and "3.5 MB; at most 3 MB" in _message(r.text), _message(r.text)
+
+
+def test_an_origin_with_another_scheme_is_refused(client):
+    """Issue 19: Origin https://127.0.0.1:8000 (another origin than this http app's) was accepted."""
+    doc = _doc(client)
+    post = doc["posts"][0]
+    data = {"action": "exclude", "post": post["id"], "path": post["photos"][0], "csrf": client.settings.csrf}
+    for origin in ["https://127.0.0.1:8000", "ftp://127.0.0.1:8000", "http://127.0.0.1:8001"]:
+        r = client.post("/edit", data=data, headers={"Origin": origin})
+        assert r.status_code == 403, origin
+    assert _doc(client)["revision"] == doc["revision"]
+    r = client.post("/edit", data=data, headers={"Origin": "http://127.0.0.1:8000"}, follow_redirects=False)
+    assert r.status_code == 303

@@ -244,7 +244,8 @@ def create_app(settings: Settings) -> FastAPI:
         if request.method not in ("GET", "HEAD"):
             origin = request.headers.get("origin")
             if origin and origin != "null":
-                if urlsplit(origin).netloc != request.headers.get("host", ""):
+                o = urlsplit(origin)  # an origin is scheme, host and port: all three must be this app's
+                if o.scheme != request.url.scheme or o.netloc != request.headers.get("host", ""):
                     return page("error.html", request, status=403, message="Requests from other sites are refused.")
             elif origin == "null":
                 return page("error.html", request, status=403, message="Requests from other sites are refused.")
