@@ -224,7 +224,7 @@ def test_dedupe_cli_json_shape(env, imgs, tmp_path):
     res = runner.invoke(app, ["dedupe", str(tmp_path), "--config", str(cfg_path), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert set(doc) == {"groups", "low_quality", "unreadable"}
+    assert set(doc) == {"groups", "low_quality", "unreadable", "warnings"}
     (g,) = doc["groups"]
     assert set(g) == {"keep", "duplicates", "kind", "scores", "reason"}
     assert g["kind"] == "exact" and g["keep"] == str(tmp_path / "coffee.png")
@@ -365,3 +365,25 @@ def test_sharpest_reason_shows_the_numbers_it_compared():
     assert best == 0
     assert "994 vs 1050" not in why and "1050" not in why
     assert "detail 2.00 vs 1.00" in why
+
+
+def test_dedupe_prints_names_escaped_and_warnings_with_the_file(env, imgs, tmp_path):
+    """Issue 19: names with a newline or a right-to-left override were printed raw, and Pillow's warnings came
+    without a file name."""
+    import struct
+
+    _, cfg_path, _, _ = env
+    ifd = struct.pack(">H", 1) + struct.pack(">HHII", 0x010E, 2, 100_000, 26) + struct.pack(">I", 0)
+    exif = b"Exif\x00\x00" + b"MM\x00\x2a" + struct.pack(">I", 8) + ifd + b"hello\x00"
+    imgs["coffee"].save(tmp_path / "holiday\u202egpj.exe.jpg", exif=exif)
+    (tmp_path / "two\nlines.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    imgs["chelsea"].resize((200, 150)).save(tmp_path / "tiny\x1b[31m.png")
+    res = CliRunner().invoke(app, ["dedupe", str(tmp_path), "--config", str(cfg_path), "-q"])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "\u202e" not in out and "\x1b" not in out and "two\nlines" not in out
+    assert "holiday\\u202egpj.exe.jpg" in out and "two\\nlines.png" in out and "tiny\\x1b[31m.png" in out
+    warn = [x for x in out.splitlines() if x.startswith("warning: ")]
+    assert len(warn) == 1 and "holiday\\u202egpj.exe.jpg: " in warn[0] and "Tag data larger than file" in warn[0]
+    doc = json.loads(CliRunner().invoke(app, ["dedupe", str(tmp_path), "--config", str(cfg_path), "--json"]).stdout)
+    assert [Path(w["path"]).name for w in doc["warnings"]] == ["holiday\u202egpj.exe.jpg"]

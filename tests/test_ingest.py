@@ -430,3 +430,43 @@ def test_posts_json_records_the_format(tmp_path, images):
     res, _ = run(root)
     doc = posts_document([Understood(photo=p) for p in res.photos], [], res.excluded)
     assert [ph["format"] for ph in doc["photos"]] == ["PPM"]
+
+
+def _exif_with_oversized_tag() -> bytes:
+    """An EXIF block whose ImageDescription claims 100,000 bytes: Pillow warns 'Tag data larger than file'."""
+    ifd = struct.pack(">H", 1) + struct.pack(">HHII", 0x010E, 2, 100_000, 26) + struct.pack(">I", 0)
+    return b"Exif\x00\x00" + b"MM\x00\x2a" + struct.pack(">I", 8) + ifd + b"hello\x00"
+
+
+def test_warnings_while_reading_a_photo_name_the_file(tmp_path, images, recwarn):
+    """Issue 19: Pillow's 'Tag data larger than file' printed without a file name."""
+    root = tmp_path / "p"
+    root.mkdir()
+    images["coffee"].resize((120, 80)).save(root / "odd-exif.jpg", exif=_exif_with_oversized_tag())
+    images["chelsea"].resize((120, 80)).save(root / "fine.jpg")
+    res, _ = run(root)
+    assert len(res.photos) == 2
+    assert [(Path(w.path).name, "Tag data larger than file" in w.message) for w in res.warnings] == [
+        ("odd-exif.jpg", True)
+    ]
+    assert not [w for w in recwarn if "Tag data" in str(w.message)]  # kept with the name, not printed bare
+    with Cache(tmp_path / "c.sqlite3") as c:
+        first = ingest(root, CFG, c, progress=False)
+        again = ingest(root, CFG, c, progress=False)  # from the cache: the warning is still reported
+    assert again.decoded == 0 and again.warnings == first.warnings == res.warnings
+
+
+def test_png_text_chunk_bomb_is_called_what_it_is(tmp_path, images):
+    """Issue 19: a PNG whose compressed text chunk expands past Pillow's limit was called 'corrupt'."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", "A" * 20_000_000, zip=True)
+    root = tmp_path / "p"
+    root.mkdir()
+    images["coffee"].resize((60, 40)).save(root / "bomb.png", pnginfo=info)
+    assert (root / "bomb.png").stat().st_size < 200_000
+    res, _ = run(root)
+    (e,) = res.excluded
+    assert "corrupt" not in e.reason
+    assert e.reason.startswith("too large:") and "text chunk" in e.reason

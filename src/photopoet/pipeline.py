@@ -49,6 +49,7 @@ class RunResult:
     set_aside: int = 0  # photos culled from posts (still listed in posts.json with their verdict)
     plots: list[dict] = field(default_factory=list)  # the grouping and label plots shown in the report
     executor: Any = None  # executor "ray": its RayStats (files sent, computed, imported, shard folder)
+    warnings: list[Any] = field(default_factory=list)  # ingest's FileWarnings: raised while a file was read
     generator: Any = None  # the text generator, when the run used one (its ``stats``: load time, tokens/s)
 
     @property
@@ -229,5 +230,6 @@ def _run_stages(
         set_aside=len(culled.culled),
         plots=plots,
         executor=pre,
+        warnings=list(ing.warnings),
         generator=writer.__dict__.get("generator"),
     )

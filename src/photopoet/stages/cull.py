@@ -112,6 +112,7 @@ class CullResult:
     photos: list[Understood]  # the input records with verdict / reason / duplicate_of filled in
     culled: frozenset[str] = field(default_factory=frozenset)  # paths left out of posts (config `remove`)
     unreadable: list[Excluded] = field(default_factory=list)  # dedupe_folder: files it could not read, with why
+    warnings: list[Any] = field(default_factory=list)  # dedupe_folder: ingest's FileWarnings (path, message)
 
     def kept(self) -> list[int]:
         """Indices into `photos` of the photos that stay in posts."""
@@ -134,6 +135,7 @@ class CullResult:
             "groups": [g.to_json() for g in self.groups],
             "low_quality": [q.to_json() for q in self.low_quality],
             "unreadable": [{"path": e.path, "reason": e.reason} for e in self.unreadable],
+            "warnings": [{"path": w.path, "message": w.message} for w in self.warnings],
         }
 
 
@@ -972,6 +974,6 @@ def dedupe_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True)
         ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
         und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
         res = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
-        return replace(res, unreadable=list(ing.excluded))
+        return replace(res, unreadable=list(ing.excluded), warnings=list(ing.warnings))
 
     return with_cache(cfg, job)

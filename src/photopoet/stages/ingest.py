@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,11 +70,20 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True)
+class FileWarning:
+    """A warning raised while a file was read (e.g. Pillow's "Tag data larger than file"), with its file."""
+
+    path: str
+    message: str
+
+
+@dataclass(frozen=True)
 class IngestResult:
     photos: list[Photo]  # walk order
     excluded: list[Excluded]  # walk order
     decoded: int  # photos whose content was decoded this run
     reused: int  # photos served from the cache without decoding (decoded + reused == len(photos))
+    warnings: list[FileWarning] = field(default_factory=list)  # walk order (kept in the cache with the photo)
 
 
 class RejectedFile(Exception):
@@ -333,6 +342,42 @@ def _own_pixel_guard() -> Iterator[None]:
                 Image.MAX_IMAGE_PIXELS = _saved_max_pixels
 
 
+_reading = threading.local()  # .path: the file this thread is reading, for warnings raised meanwhile
+
+
+@contextmanager
+def _warnings_with_file_names(found: dict[str, list[str]]) -> Iterator[None]:
+    """While ingest runs, a warning raised in a thread that is reading a file (Pillow's EXIF and decoder
+    warnings: UserWarning, RuntimeWarning) is kept in `found` under the file's path instead of being printed
+    without one; every occurrence is kept (not only the first per source line). Other warnings pass through."""
+    lock = threading.Lock()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("always", category=UserWarning)
+        warnings.filterwarnings("always", category=RuntimeWarning)
+        show = warnings.showwarning
+
+        def keep(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+            path = getattr(_reading, "path", None)
+            if path is None:
+                return show(message, category, filename, lineno, file, line)
+            text = " ".join(str(message).split())
+            with lock:
+                if text not in found.setdefault(path, []):
+                    found[path].append(text)
+
+        warnings.showwarning = keep
+        yield
+
+
+@contextmanager
+def _reading_file(path: str) -> Iterator[None]:
+    _reading.path = path
+    try:
+        yield
+    finally:
+        _reading.path = None
+
+
 def _draft_request(width: int, height: int, target: int) -> tuple[int, int]:
     """The size to ask libjpeg's DCT scaling for: the image's aspect, longest side `target`. Pillow picks the
     largest 1/2, 1/4, 1/8 scale whose result is at least this in both sides, so the decoded image's longest
@@ -419,6 +464,13 @@ def decode_photo(path: str | Path, thumb_size: int, max_pixels: int) -> tuple[di
         raise RejectedFile(f"too large: {e}") from None
     except MemoryError:
         raise RejectedFile("too large: out of memory while decoding") from None
+    except ValueError as e:
+        if "decompressed data too large" in str(e).lower() or "text chunks" in str(e).lower():
+            raise RejectedFile(
+                "too large: a compressed text chunk (metadata) expands past Pillow's safety limit "
+                "(a decompression bomb?)"
+            ) from None
+        raise RejectedFile(f"corrupt or truncated image: {str(e) or type(e).__name__}") from None
     except OSError as e:
         if e.errno is not None:  # the file system's error, not the decoder's
             raise RejectedFile(f"cannot read file: {e.strerror or e}") from None
@@ -549,8 +601,10 @@ def ingest(
         cache.put_photos(pending)
         pending.clear()
 
+    found: dict[str, list[str]] = {}  # path -> warnings raised while reading it (worker threads write)
     with (
         tqdm(total=len(files), unit="photo", desc="ingest", disable=not progress) as bar,
+        _warnings_with_file_names(found),
         _own_pixel_guard(),
         ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="ingest") as pool,
     ):
@@ -569,7 +623,8 @@ def ingest(
         todo = [s for s in users if s not in metas]
 
         def work(sha: str) -> tuple[dict[str, Any], bytes]:
-            return decode_photo(users[sha][0], cfg.thumb_size, cfg.max_pixels)
+            with _reading_file(users[sha][0]):
+                return decode_photo(users[sha][0], cfg.thumb_size, cfg.max_pixels)
 
         try:
             for sha, fut in _ordered_map(pool, work, todo, window):
@@ -578,6 +633,8 @@ def ingest(
                 except RejectedFile as e:
                     rejected[sha] = str(e)
                 else:
+                    if found.get(users[sha][0]):  # kept with the photo: a rerun from the cache says it again
+                        meta = {**meta, "warnings": found[users[sha][0]]}
                     metas[sha] = meta
                     decoded_shas.add(sha)
                     pending[sha] = (meta, thumb)
@@ -602,4 +659,11 @@ def ingest(
             photos.append(_photo(f, sha, metas[sha]))
     decoded = sum(1 for p in photos if p.sha256 in decoded_shas)
     excluded.sort(key=lambda e: _walk_key(e.path))
-    return IngestResult(photos=photos, excluded=excluded, decoded=decoded, reused=len(photos) - decoded)
+    noted: list[FileWarning] = []
+    for f in files:
+        sha = sha_of.get(f.path)
+        if sha is None:
+            continue
+        said = metas[sha].get("warnings") if sha in metas else found.get(f.path)
+        noted += [FileWarning(f.path, str(m)) for m in said or [] if isinstance(said, list)]
+    return IngestResult(photos=photos, excluded=excluded, decoded=decoded, reused=len(photos) - decoded, warnings=noted)
