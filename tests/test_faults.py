@@ -252,3 +252,199 @@ def test_cache_of_a_newer_version_is_one_line_not_a_traceback(dedupe_setup, tmp_
     res = CliRunner().invoke(app, ["dedupe", str(photos), "-c", str(cfg), "-q"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert res.stderr.count("\n") == 1 and "newer photopoet" in res.stderr
+
+
+# --- the whole tool on a hostile folder: every file accounted for, nothing crashes --------------------------------
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def make_fuzz_folder(root: Path) -> None:
+    """Malformed and odd entries of every kind a real folder (or a hostile one) holds."""
+    import os
+    import struct
+    import zlib
+
+    rng = np.random.default_rng(19)
+    root.mkdir()
+    good = Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    good.save(buf, "JPEG", quality=90)
+    jpeg = buf.getvalue()
+    (root / "good.jpg").write_bytes(jpeg)
+    for i, cut in enumerate([2, 10, 200, len(jpeg) // 2, len(jpeg) - 2]):
+        (root / f"cut-{i}.jpg").write_bytes(jpeg[:cut])
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "random.jpg").write_bytes(rng.bytes(5000))
+    (root / "random.png").write_bytes(b"\x89PNG\r\n\x1a\n" + rng.bytes(3000))
+    (root / "text.png").write_text("not a picture\n", encoding="utf-8")
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    (root / "pixel-bomb.png").write_bytes(bomb + _png_chunk(b"IEND", b""))
+    text_bomb = io.BytesIO()
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", "A" * 5_000_000, zip=True)
+    good.save(text_bomb, "PNG", pnginfo=info)
+    (root / "text-bomb.png").write_bytes(text_bomb.getvalue())
+    Image.new("RGB", (1, 1)).save(root / "one-pixel.png")
+    Image.new("RGB", (1, 400), (10, 200, 10)).save(root / "sliver.png")
+    Image.fromarray((rng.integers(0, 65535, (60, 80))).astype(np.uint16)).save(root / "sixteen-bit.png")
+    good.convert("CMYK").save(root / "cmyk.jpg")
+    pal = good.convert("P")
+    pal.info["transparency"] = 0
+    pal.save(root / "palette.png", transparency=0)
+    good.save(root / "anim.gif", save_all=True, append_images=[good.rotate(90)], duration=50)
+    good.save(root / "pages.tif", save_all=True, append_images=[good.rotate(180)])
+    exif = Image.Exif()
+    exif[0x0112] = 99  # an orientation that does not exist
+    exif[0x0132] = "2024:13:45 99:99:99"  # an impossible date
+    good.save(root / "bad-exif.jpg", exif=exif)
+    good.save(root / "jpeg-named.bmp", "JPEG")
+    good.save(root / "commented.jpg", comment=SECRET)
+    (root / "sub.jpg").mkdir()  # a folder with an image's name
+    good.save(root / "sub.jpg" / "inside.webp")
+    good.save(root / "two\nlines.jpg")
+    good.save(root / "holiday\u202egpj.exe.jpg")
+    good.save(root / "caf\u00e9 \u4e2d\u6587.jpg")
+    (root / "notes.txt").write_text("shot list\n", encoding="utf-8")
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1" + bytes(100))
+    os.symlink(root / "missing.jpg", root / "broken-link.jpg")
+    os.symlink(root, root / "loop")
+    os.mkfifo(root / "pipe.jpg")
+    with open(os.fsencode(root) + b"/latin1-\xe9.jpg", "wb") as f:
+        f.write(jpeg)
+
+
+def _all_entries(root: Path) -> set[str]:
+    """Every file-like entry the walk should account for (folders and the followed loop excluded)."""
+    import os
+
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames:
+            found.add(os.fsencode(os.path.join(dirpath, name)).decode("utf-8", "backslashreplace"))
+    return found
+
+
+@pytest.fixture(scope="module")
+def run_cfg(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("faultcfg")
+    p = d / "config.yaml"
+    p.write_text(
+        f"cache:\n  dir: {d / 'cache'}\ncaption:\n  event: Fault Week\n  mode: template\nhaiku:\n  enabled: false\n",
+        encoding="utf-8",
+    )
+    return p
+
+
+def test_a_hostile_folder_runs_without_a_crash_and_every_file_is_accounted_for(tmp_path, run_cfg, snapshot):
+    root = tmp_path / "fuzz"
+    make_fuzz_folder(root)
+    before = snapshot(root)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["run", str(root), "--out", str(out), "--config", str(run_cfg), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output and res.exception is None
+    assert "\u202e" not in res.output and "two\nlines" not in res.output
+    doc = json.loads((out / "posts.json").read_text(encoding="utf-8"))
+    listed = {p["path"] for p in doc["photos"]} | {e["path"] for e in doc["excluded"]}
+    assert listed == _all_entries(root)
+    reasons = {Path(e["path"]).name: e["reason"] for e in doc["excluded"]}
+    assert reasons["text-bomb.png"].startswith("too large: a compressed text chunk")
+    assert reasons["pixel-bomb.png"].startswith("too large: 100000 x 100000 px")
+    assert reasons["pipe.jpg"] == "not a regular file (named pipe)" and reasons["broken-link.jpg"] == "broken symlink"
+    formats = {Path(p["path"]).name: p["format"] for p in doc["photos"]}
+    assert formats["jpeg-named.bmp"] == "JPEG" and formats["anim.gif"] == "GIF" and formats["cmyk.jpg"] == "JPEG"
+    assert snapshot(root) == before  # not one byte, name or time changed
+    for f in (out / "posts").rglob("*.jpg"):
+        assert SECRET.encode() not in f.read_bytes()
+
+
+# --- kill -9 at every stage: the next run resumes and writes the same posts.json ---------------------------------
+
+_KILLER = """
+import os, signal, sys
+from pathlib import Path
+from photopoet.config import load_config
+from photopoet import pipeline
+from photopoet.stages import render
+
+photos, out, cfg_path, where = sys.argv[1:5]
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if where == "mid-ingest":  # after the first batch of working copies reached the cache
+    from photopoet.cache import Cache
+    real = Cache.put_photos
+    def put(self, items):
+        real(self, items)
+        if items:
+            die()
+    Cache.put_photos = put
+if where == "mid-export":  # after three files of the post folders were written
+    real_write = render.atomic_write_bytes
+    n = [0]
+    def write(path, data):
+        real_write(path, data)
+        n[0] += 1
+        if n[0] == 3:
+            die()
+    render.atomic_write_bytes = write
+
+def on_stage(name):
+    if name == where:
+        die()
+
+cfg = load_config(cfg_path, {"ingest": {"workers": 1}})
+pipeline.run(photos, out, cfg, progress=False, on_stage=on_stage)
+print("finished without being killed")
+"""
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, run_cfg):
+    from photopoet.samples import make_samples
+
+    d = tmp_path_factory.mktemp("killref")
+    photos = d / "photos"
+    make_samples(photos)
+    run(photos, d / "out", load_config(run_cfg), progress=False)
+    return photos, (d / "out" / "posts.json").read_bytes()
+
+
+@pytest.mark.parametrize("where", ["mid-ingest", "understand", "cull", "group", "write", "render", "mid-export"])
+def test_a_run_killed_at_each_stage_resumes_to_the_same_posts_json(reference, tmp_path, where):
+    import signal
+    import subprocess
+    import sys
+
+    photos, expected = reference
+    cfg = tmp_path / "config.yaml"
+    # a cache of its own, started empty: the killed run leaves it part-filled, the resumed run completes it
+    cfg.write_text(
+        f"cache:\n  dir: {tmp_path / 'cache'}\ncaption:\n  event: Fault Week\n  mode: template\n"
+        "haiku:\n  enabled: false\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLER, str(photos), str(out), str(cfg), where],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    res = run(photos, out, load_config(cfg), progress=False)
+    assert (out / "posts.json").read_bytes() == expected
+    assert not list(out.rglob("*.tmp")) and not (out / "posts" / ".stale").exists()
+    assert res.excluded and len(res.photos) + len(res.excluded) == 13
+    with Cache(tmp_path / "cache" / "cache.sqlite3") as c:
+        assert c.integrity_check() == "ok"
