@@ -531,7 +531,11 @@ def _asgi_post(app, path: str, body: bytes, ctype: str, chunk: int = 65536, leng
     async def send(msg):
         sent.append(msg)
 
-    asyncio.run(app(scope, receive, send))
+    # in a thread of its own: another test's event loop may still be running in this one
+    t = threading.Thread(target=lambda: asyncio.run(app(scope, receive, send)))
+    t.start()
+    t.join(120)
+    assert not t.is_alive()
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     html = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body").decode()
     return status, html, pulled

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import unicodedata
 from collections.abc import AsyncIterator
@@ -81,8 +82,9 @@ def clean_filename(name: str) -> str:
 
 
 def mb(n: float) -> str:
-    """A byte count in MB with one decimal, so a size over a limit never reads as the limit: 3,460,000 -> 3.5."""
-    return f"{n / 1e6:.1f}"
+    """A byte count in MB with one decimal, rounded up, so a size over a limit never reads as the limit or
+    less: 3,460,000 -> 3.5; 3,010,000 -> 3.1."""
+    return f"{math.ceil(n / 1e5) / 10:.1f}"
 
 
 def too_big(size: int, limit_mb: float) -> str:
