@@ -155,6 +155,22 @@ def _pages(db: Path) -> None:  # page 1 (the header and schema) intact, every la
     db.write_bytes(bytes(data))
 
 
+def _table_pages(db: Path) -> None:
+    """Only the pages of the vectors table overwritten: the file opens and ingest reads it, then the features
+    stage meets "database disk image is malformed" part-way through the run."""
+    with sqlite3.connect(db) as conn:
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = [r[0] for r in conn.execute("SELECT pageno FROM dbstat WHERE name = 'vectors'")]
+    conn.close()
+    assert pages and 1 not in pages
+    data = bytearray(db.read_bytes())
+    for n in pages:
+        data[(n - 1) * size : n * size] = bytes([0x5A]) * size
+    db.write_bytes(bytes(data))
+    with Cache(db) as c:  # it opens: the damage shows only when the vectors are read
+        assert c.get_metas([]) == {}
+
+
 def _sql(stmt: str):
     def damage(db: Path) -> None:
         with sqlite3.connect(db) as conn:
@@ -164,7 +180,7 @@ def _sql(stmt: str):
     return damage
 
 
-FILE_DAMAGE = {"truncated": _truncate, "garbage": _garbage, "pages": _pages}
+FILE_DAMAGE = {"truncated": _truncate, "garbage": _garbage, "pages": _pages, "table-pages": _table_pages}
 ROW_DAMAGE = {
     "meta": _sql("UPDATE photos SET meta = '{\"width\": 3' WHERE rowid = (SELECT MIN(rowid) FROM photos)"),
     "vector": _sql("UPDATE vectors SET data = x'0102'"),
@@ -442,6 +458,9 @@ def test_a_run_killed_at_each_stage_resumes_to_the_same_posts_json(reference, tm
         timeout=600,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    if where == "render":  # as if killed inside atomic_write_bytes of posts.json and report.html
+        (out / ".posts.json.k1ll.tmp").write_bytes(b"{half")
+        (out / ".report.html.k1ll.tmp").write_bytes(b"<html")
     res = run(photos, out, load_config(cfg), progress=False)
     assert (out / "posts.json").read_bytes() == expected
     assert not list(out.rglob("*.tmp")) and not (out / "posts" / ".stale").exists()

@@ -17,7 +17,7 @@ from photopoet.cache import Cache, CacheDamaged, CacheError, set_aside
 from photopoet.config import Config
 from photopoet.executors import ExecutorError
 from photopoet.executors import prepare as prepare_executor
-from photopoet.fsutil import atomic_write_json, is_within
+from photopoet.fsutil import atomic_write_json, is_within, remove_leftover_tmp
 from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, Understood
 from photopoet.stages.cull import cull
@@ -201,6 +201,7 @@ def _run_stages(
     timings["poems"] = time.perf_counter() - t
 
     t = stage("render")
+    remove_leftover_tmp(out, {"posts.json", "report.html"})  # what a run killed while writing them left
     plots = report_plots(grouping.curves, und.label_names, und.label_scores, cfg.understand.threshold)
     write_post_folders(out, posts, by_path, cfg.render, progress=progress)
     atomic_write_json(out / "posts.json", posts_document(photos, posts, ing.excluded))
