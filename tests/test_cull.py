@@ -224,7 +224,7 @@ def test_dedupe_cli_json_shape(env, imgs, tmp_path):
     res = runner.invoke(app, ["dedupe", str(tmp_path), "--config", str(cfg_path), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert set(doc) == {"groups", "low_quality"}
+    assert set(doc) == {"groups", "low_quality", "unreadable", "warnings"}
     (g,) = doc["groups"]
     assert set(g) == {"keep", "duplicates", "kind", "scores", "reason"}
     assert g["kind"] == "exact" and g["keep"] == str(tmp_path / "coffee.png")
@@ -300,3 +300,90 @@ def test_tiers_are_grouped_strongest_first_on_the_kept_photos():
     groups = cull_mod.group_by_tier(5, links, lambda i, j: 1.0, lambda members: (max(members), "highest index"))
     got = [(g.kind, g.keep, sorted(g.members)) for g in groups]
     assert got == [("exact", 1, [0, 1]), ("duplicate", 2, [1, 2]), ("similar", 3, [2, 3])]
+
+
+def test_a_small_downscaled_copy_is_linked_to_its_original(env, imgs, tmp_path):
+    """Issue 19: a downscaled copy was flagged low resolution but not linked (too few features to align, and its
+    feature cosine below candidate_cosine); the low-resolution flag must not hide the duplicate link."""
+    for name, side in [("astronaut", 48), ("chelsea", 100), ("rocket", 100)]:
+        imgs[name].save(tmp_path / f"{name}.jpg", quality=92)
+        small = imgs[name].copy()
+        small.thumbnail((side, side), Image.Resampling.LANCZOS)
+        small.save(tmp_path / f"{name}-small.jpg", quality=80)
+    res = run_cull(env, tmp_path)
+    u = by_name(res)
+    for name in ["astronaut", "chelsea", "rocket"]:
+        copy = u[f"{name}-small.jpg"]
+        assert copy.verdict == "duplicate", (name, copy.reason)
+        assert copy.duplicate_of == str(tmp_path / f"{name}.jpg")
+        assert "same picture at another size" in copy.reason and "also low resolution" in copy.reason
+        assert u[f"{name}.jpg"].verdict == "keep"
+    assert {Path(g.keep).name for g in res.groups} == {"astronaut.jpg", "chelsea.jpg", "rocket.jpg"}
+
+
+def test_dedupe_lists_the_files_it_could_not_read_with_reasons(env, imgs, tmp_path):
+    """Issue 19: `photopoet dedupe` never mentioned the files it could not read, in text or --json."""
+    _, cfg_path, _, _ = env
+    imgs["coffee"].save(tmp_path / "coffee.png")
+    good = (tmp_path / "coffee.png").read_bytes()
+    (tmp_path / "half.png").write_bytes(good[: len(good) // 3])
+    (tmp_path / "notes.txt").write_text("shot list\n", encoding="utf-8")
+    runner = CliRunner()
+    res = runner.invoke(app, ["dedupe", str(tmp_path), "--config", str(cfg_path), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    reasons = {Path(x["path"]).name: x["reason"] for x in doc["unreadable"]}
+    assert set(reasons) == {"half.png", "notes.txt"}
+    assert "truncated" in reasons["half.png"] and "not an image" in reasons["notes.txt"]
+    text = runner.invoke(app, ["dedupe", str(tmp_path), "--config", str(cfg_path), "-q"])
+    assert text.exit_code == 0
+    assert f"not read: {tmp_path / 'half.png'}: " in text.output and "2 files not read" in text.output
+
+
+def test_two_tiny_photos_are_judged_without_a_crash_or_a_warning(env, tmp_path, recwarn):
+    """A 1-pixel-wide photo made OpenCV's ORB fail (cv2.error) and numpy warn (empty Laplacian)."""
+    Image.new("RGB", (1, 300), (9, 200, 9)).save(tmp_path / "line.png")
+    Image.new("RGB", (1, 200), (9, 200, 9)).save(tmp_path / "line-small.png")
+    Image.new("RGB", (2, 2), (200, 9, 9)).save(tmp_path / "dot.png")
+    res = run_cull(env, tmp_path)
+    assert {u.verdict for u in res.photos} <= {"low_quality", "duplicate", "keep"}
+    assert [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)] == []
+
+
+def test_sharpest_reason_shows_the_numbers_it_compared():
+    """Issue 19: 'sharpest (994 vs 1050)' was printed for the photo that was *less* sharp: the choice compares
+    detail (sharpness relative to contrast) and printed the raw sharpness."""
+    from photopoet.records import Photo, Understood
+    from photopoet.stages.cull import _pick_best
+
+    photos = [Understood(photo=Photo(f"/p/{i}.jpg", f"s{i}", 100, 100, "JPEG", 10, None, None, 1)) for i in range(2)]
+    scores = {
+        0: {"sharpness": 994.0, "detail": 2.0, "exposure": 0.9, "faces": 0.0, "eyes_open": 1.0, "megapixels": 1.0},
+        1: {"sharpness": 1050.0, "detail": 1.0, "exposure": 0.9, "faces": 0.0, "eyes_open": 1.0, "megapixels": 1.0},
+    }
+    best, why = _pick_best([0, 1], photos, scores, set(), CullConfig())
+    assert best == 0
+    assert "994 vs 1050" not in why and "1050" not in why
+    assert "detail 2.00 vs 1.00" in why
+
+
+def test_dedupe_prints_names_escaped_and_warnings_with_the_file(env, imgs, tmp_path):
+    """Issue 19: names with a newline or a right-to-left override were printed raw, and Pillow's warnings came
+    without a file name."""
+    import struct
+
+    _, cfg_path, _, _ = env
+    ifd = struct.pack(">H", 1) + struct.pack(">HHII", 0x010E, 2, 100_000, 26) + struct.pack(">I", 0)
+    exif = b"Exif\x00\x00" + b"MM\x00\x2a" + struct.pack(">I", 8) + ifd + b"hello\x00"
+    imgs["coffee"].save(tmp_path / "holiday\u202egpj.exe.jpg", exif=exif)
+    (tmp_path / "two\nlines.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    imgs["chelsea"].resize((200, 150)).save(tmp_path / "tiny\x1b[31m.png")
+    res = CliRunner().invoke(app, ["dedupe", str(tmp_path), "--config", str(cfg_path), "-q"])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "\u202e" not in out and "\x1b" not in out and "two\nlines" not in out
+    assert "holiday\\u202egpj.exe.jpg" in out and "two\\nlines.png" in out and "tiny\\x1b[31m.png" in out
+    warn = [x for x in out.splitlines() if x.startswith("warning: ")]
+    assert len(warn) == 1 and "holiday\\u202egpj.exe.jpg: " in warn[0] and "Tag data larger than file" in warn[0]
+    doc = json.loads(CliRunner().invoke(app, ["dedupe", str(tmp_path), "--config", str(cfg_path), "--json"]).stdout)
+    assert [Path(w["path"]).name for w in doc["warnings"]] == ["holiday\u202egpj.exe.jpg"]

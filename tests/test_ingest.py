@@ -369,3 +369,104 @@ def test_working_copy_is_jpeg(photo_dir):
         res = ingest(photo_dir, CFG, c, progress=False)
         data = c.get_thumb(res.photos[0].sha256)
     assert Image.open(io.BytesIO(data)).format == "JPEG"
+
+
+def test_images_recognised_by_content_not_by_name(tmp_path, images):
+    """Issue 19: every still-image format Pillow decodes, whatever the file is called; the format Pillow reports
+    is recorded. Fixtures like another dedupe tool's: PPM, PGM, PBM, GIF, TIFF, WebP, BMP, MPO, JPEG bytes
+    under .png / .bmp names."""
+    cat = images["chelsea"].resize((120, 80))
+    root = tmp_path / "formats"
+    root.mkdir()
+    cat.save(root / "colour.ppm")
+    cat.convert("L").save(root / "grey.pgm")
+    cat.convert("1").save(root / "marbles.pbm")
+    frames = [cat.convert("P"), images["coffee"].resize((120, 80)).convert("P")]
+    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    cat.save(root / "scan.tiff")
+    cat.save(root / "web.webp")
+    cat.save(root / "paint.bmp")
+    cat.save(root / "camera.mpo", "MPO", save_all=True, append_images=[images["coffee"].resize((120, 80))])
+    cat.save(root / "jpeg-bytes.png", "JPEG")
+    cat.save(root / "jpeg-bytes.bmp", "JPEG")
+    cat.save(root / "png-bytes.dat", "PNG")
+    cat.save(root / "no-extension", "JPEG")
+    (root / "notes.txt").write_text("shot list\n")
+    (root / "random.bin").write_bytes(bytes(range(256)) * 4)
+    res, copies = run(root)
+    got = {Path(p.path).name: p.format for p in res.photos}
+    assert got == {
+        "colour.ppm": "PPM",
+        "grey.pgm": "PPM",
+        "marbles.pbm": "PPM",
+        "anim.gif": "GIF",
+        "scan.tiff": "TIFF",
+        "web.webp": "WEBP",
+        "paint.bmp": "BMP",
+        "camera.mpo": "MPO",
+        "jpeg-bytes.png": "JPEG",
+        "jpeg-bytes.bmp": "JPEG",
+        "png-bytes.dat": "PNG",
+        "no-extension": "JPEG",
+    }
+    assert {Path(e.path).name: e.reason for e in res.excluded} == {
+        "notes.txt": "not an image (extension .txt)",
+        "random.bin": "not an image (extension .bin)",
+    }
+    gif = next(p for p in res.photos if p.path.endswith("anim.gif"))
+    first = np.asarray(copies[gif.sha256], dtype=float).mean(axis=(0, 1))
+    want = np.asarray(frames[0].convert("RGB"), dtype=float).mean(axis=(0, 1))
+    assert np.abs(first - want).max() < 12  # the first frame
+    assert all(copies[p.sha256].mode == "RGB" for p in res.photos)
+
+
+def test_posts_json_records_the_format(tmp_path, images):
+    from photopoet.records import Understood
+    from photopoet.stages.render import posts_document
+
+    root = tmp_path / "p"
+    root.mkdir()
+    images["coffee"].resize((90, 60)).save(root / "x.pgm.png", "PPM")
+    res, _ = run(root)
+    doc = posts_document([Understood(photo=p) for p in res.photos], [], res.excluded)
+    assert [ph["format"] for ph in doc["photos"]] == ["PPM"]
+
+
+def _exif_with_oversized_tag() -> bytes:
+    """An EXIF block whose ImageDescription claims 100,000 bytes: Pillow warns 'Tag data larger than file'."""
+    ifd = struct.pack(">H", 1) + struct.pack(">HHII", 0x010E, 2, 100_000, 26) + struct.pack(">I", 0)
+    return b"Exif\x00\x00" + b"MM\x00\x2a" + struct.pack(">I", 8) + ifd + b"hello\x00"
+
+
+def test_warnings_while_reading_a_photo_name_the_file(tmp_path, images, recwarn):
+    """Issue 19: Pillow's 'Tag data larger than file' printed without a file name."""
+    root = tmp_path / "p"
+    root.mkdir()
+    images["coffee"].resize((120, 80)).save(root / "odd-exif.jpg", exif=_exif_with_oversized_tag())
+    images["chelsea"].resize((120, 80)).save(root / "fine.jpg")
+    res, _ = run(root)
+    assert len(res.photos) == 2
+    assert [(Path(w.path).name, "Tag data larger than file" in w.message) for w in res.warnings] == [
+        ("odd-exif.jpg", True)
+    ]
+    assert not [w for w in recwarn if "Tag data" in str(w.message)]  # kept with the name, not printed bare
+    with Cache(tmp_path / "c.sqlite3") as c:
+        first = ingest(root, CFG, c, progress=False)
+        again = ingest(root, CFG, c, progress=False)  # from the cache: the warning is still reported
+    assert again.decoded == 0 and again.warnings == first.warnings == res.warnings
+
+
+def test_png_text_chunk_bomb_is_called_what_it_is(tmp_path, images):
+    """Issue 19: a PNG whose compressed text chunk expands past Pillow's limit was called 'corrupt'."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", "A" * 20_000_000, zip=True)
+    root = tmp_path / "p"
+    root.mkdir()
+    images["coffee"].resize((60, 40)).save(root / "bomb.png", pnginfo=info)
+    assert (root / "bomb.png").stat().st_size < 200_000
+    res, _ = run(root)
+    (e,) = res.excluded
+    assert "corrupt" not in e.reason
+    assert e.reason.startswith("too large:") and "text chunk" in e.reason

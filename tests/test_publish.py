@@ -515,3 +515,28 @@ def test_publish_and_render_settings_are_validated(tmp_path, yaml_text, message)
     with pytest.raises(ConfigError, match=message):
         load_config(f)
     assert load_config(None, {"publish": {"base_url": "https://x.org/a"}}).publish.base_url == "https://x.org/a/"
+
+
+def test_dry_run_does_not_ask_for_a_token_that_is_set(out, monkeypatch):
+    """Issue 19: the dry run said 'set PHOTOPOET_IG_TOKEN' when it was already set."""
+    monkeypatch.setenv("PHOTOPOET_IG_TOKEN", TOKEN)
+    res = CliRunner().invoke(app, ["publish", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "set PHOTOPOET_IG_TOKEN" not in res.output and f"photopoet publish {out} --live" in res.output
+    assert TOKEN not in res.output
+    monkeypatch.delenv("PHOTOPOET_IG_TOKEN")
+    res = CliRunner().invoke(app, ["publish", str(out)])
+    assert "set PHOTOPOET_IG_TOKEN" in res.output
+
+
+def test_graph_url_must_be_https(tmp_path):
+    """Issue 19: an http:// graph_url was accepted; the token would travel in clear text."""
+    from photopoet.config import ConfigError
+
+    f = tmp_path / "c.yaml"
+    f.write_text("publish:\n  graph_url: http://graph.instagram.com\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"publish\.graph_url: .*https"):
+        load_config(f)
+    assert load_config(None, {"publish": {"graph_url": "https://graph.facebook.com"}}).publish.graph_url == (
+        "https://graph.facebook.com/"
+    )

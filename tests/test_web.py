@@ -199,7 +199,11 @@ def test_uploads_keep_photos_refuse_the_rest_and_run(base, tmp_path):
     assert r.status_code == 200, _message(r.text)
     flash = re.search(r'class="flash[^"]*" role="status">([^<]*)<', r.text).group(1)
     assert "2 photos uploaded" in flash, flash
-    assert "2 photos uploaded" in r.text and "notes.jpg: not a photo" in r.text and "huge.jpg: larger" in r.text
+    assert (
+        "2 photos uploaded" in r.text
+        and "notes.jpg: not a photo" in r.text
+        and "huge.jpg: 0.3 MB; at most 0.2 MB" in r.text
+    )
     app.state.jobs.wait(300)
     job = app.state.jobs.current
     assert job.done and job.error is None
@@ -508,3 +512,118 @@ def test_review_flow_in_a_browser(base, tmp_path, browser):
         page.goto(srv.url + "/review")
         _shoot(page, "4-after-restart")
     page.close()
+
+
+# -- issue 19: limits hold for chunked uploads, counted as the bytes arrive ----------------------------------------
+
+
+def _multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0undary19") -> tuple[bytes, str]:
+    body = b""
+    for name, filename, data in parts:
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disp}\r\n".encode()
+        body += b"Content-Type: image/jpeg\r\n" if filename else b""
+        body += b"\r\n" + data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _asgi_post(app, path: str, body: bytes, ctype: str, chunk: int = 65536, length: bool = False):
+    """POST `body` to the ASGI app in `chunk`-byte messages (chunked: no Content-Length unless `length`);
+    returns (status, html, how many body bytes the app pulled)."""
+    import asyncio
+
+    headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", ctype.encode())]
+    headers.append((b"content-length", str(len(body)).encode()) if length else (b"transfer-encoding", b"chunked"))
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "headers": headers,
+        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000), "root_path": "",
+    }  # fmt: skip
+    pulled = 0
+    sent: list[dict] = []
+
+    async def receive():
+        nonlocal pulled
+        if pulled < len(body):
+            part = body[pulled : pulled + chunk]
+            pulled += len(part)
+            return {"type": "http.request", "body": part, "more_body": pulled < len(body)}
+        await asyncio.sleep(3600)  # the client waits; a disconnect never comes in this test
+        return {"type": "http.disconnect"}
+
+    async def send(msg):
+        sent.append(msg)
+
+    # in a thread of its own: another test's event loop may still be running in this one
+    t = threading.Thread(target=lambda: asyncio.run(app(scope, receive, send)))
+    t.start()
+    t.join(120)
+    assert not t.is_alive()
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    html = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body").decode()
+    return status, html, pulled
+
+
+def test_chunked_upload_over_the_total_limit_stops_early_and_saves_nothing(base, tmp_path):
+    cfg = load_config(base["config"], {"serve": {"max_upload_mb": 1, "max_upload_total_mb": 1}})
+    s = _settings(base, tmp_path, copy=False, cfg=cfg)
+    app = create_app(s)
+    cat = (base["photos"] / "cafe" / "cat.jpg").read_bytes()
+    parts = [("csrf", None, s.csrf.encode())] + [("photos", f"c{i}.jpg", cat) for i in range(100)]
+    body, ctype = _multipart(parts)
+    assert len(body) > 3_000_000
+    status, html, pulled = _asgi_post(app, "/upload", body, ctype)
+    assert status == 413, _message(html)
+    assert "at most 1 MB" in _message(html)
+    assert pulled < 1_200_000  # stopped reading soon after the limit, not at the end of the body
+    assert not (s.out / "uploads").exists() or not any((s.out / "uploads").rglob("*.jpg"))
+    assert app.state.jobs.current is None  # no run started
+
+
+def test_chunked_oversized_file_is_refused_while_streaming(base, tmp_path, monkeypatch):
+    cfg = load_config(base["config"], {"serve": {"max_upload_mb": 0.2, "max_upload_total_mb": 10}})
+    s = _settings(base, tmp_path, copy=False, cfg=cfg)
+    app = create_app(s)
+    written: list[int] = []
+    from starlette.datastructures import UploadFile
+
+    real_write = UploadFile.write
+
+    async def counting_write(self, data):
+        written.append(len(data))
+        return await real_write(self, data)
+
+    monkeypatch.setattr(UploadFile, "write", counting_write)
+    cat = (base["photos"] / "cafe" / "cat.jpg").read_bytes()
+    assert len(cat) < 200_000
+    big = os.urandom(3_460_000)
+    body, ctype = _multipart([("csrf", None, s.csrf.encode()), ("photos", "cat.jpg", cat), ("photos", "big.jpg", big)])
+    c = TestClient(app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+    chunks = iter([body[i : i + 65536] for i in range(0, len(body), 65536)])  # no Content-Length: chunked
+    r = c.post("/upload", content=chunks, headers={"content-type": ctype})
+    assert r.status_code == 200 and "big.jpg: 3.5 MB; at most 0.2 MB" in r.text, _message(r.text)
+    assert sum(written) < len(cat) + 300_000  # the big file was not kept past the limit
+    saved = sorted(p.name for p in (s.out / "uploads").rglob("*") if p.is_file())
+    assert saved == ["cat.jpg"]
+    app.state.jobs.wait(300)
+
+
+def test_upload_size_messages_keep_one_decimal(base, tmp_path):
+    cfg = load_config(base["config"], {"serve": {"max_upload_mb": 3, "max_upload_total_mb": 3}})
+    s = _settings(base, tmp_path, copy=False, cfg=cfg)
+    c = TestClient(create_app(s), base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+    r = c.post("/upload", data={"csrf": s.csrf}, files=[("photos", ("x.jpg", os.urandom(3_460_000), "image/jpeg"))])
+    assert r.status_code == 413 and "3.5 MB; at most 3 MB" in _message(r.text), _message(r.text)
+
+
+def test_an_origin_with_another_scheme_is_refused(client):
+    """Issue 19: Origin https://127.0.0.1:8000 (another origin than this http app's) was accepted."""
+    doc = _doc(client)
+    post = doc["posts"][0]
+    data = {"action": "exclude", "post": post["id"], "path": post["photos"][0], "csrf": client.settings.csrf}
+    for origin in ["https://127.0.0.1:8000", "ftp://127.0.0.1:8000", "http://127.0.0.1:8001"]:
+        r = client.post("/edit", data=data, headers={"Origin": origin})
+        assert r.status_code == 403, origin
+    assert _doc(client)["revision"] == doc["revision"]
+    r = client.post("/edit", data=data, headers={"Origin": "http://127.0.0.1:8000"}, follow_redirects=False)
+    assert r.status_code == 303

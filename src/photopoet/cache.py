@@ -17,6 +17,7 @@ What it holds:
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -51,6 +52,45 @@ _TABLES = {"cache_info", "stat_memo", "photos", "vectors", "json_values"}
 
 class CacheError(RuntimeError):
     """A cache file that cannot be used; the message names the file and what to do about it."""
+
+
+class CacheDamaged(CacheError):
+    """The cache file is damaged (truncated, overwritten, bad pages): :func:`set_aside` it and start afresh."""
+
+
+def _is_damage(err: sqlite3.DatabaseError) -> bool:
+    """SQLite's words for a file that is not (or no longer) a sound database."""
+    if not isinstance(err, sqlite3.OperationalError):
+        return True  # SQLITE_CORRUPT, SQLITE_NOTADB ...
+    msg = str(err).lower()
+    return any(w in msg for w in ("malformed", "not a database", "no such table", "corrupt", "disk i/o"))
+
+
+def set_aside(path: Path | str) -> Path:
+    """Move a damaged cache file (and its -wal / -shm companions) to ``<name>.damaged-<UTC time>``; returns the
+    new path. Nothing is deleted: the file only held results that can be recomputed, but it is the user's."""
+    src = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dst = src.with_name(f"{src.name}.damaged-{stamp}")
+    n = 2
+    while dst.exists():
+        dst = src.with_name(f"{src.name}.damaged-{stamp}.{n}")
+        n += 1
+    for suffix in ("-wal", "-shm", ""):  # the main file last: a crash in between leaves no orphan journal
+        part = Path(str(src) + suffix)
+        if part.exists():
+            os.replace(part, Path(str(dst) + suffix))
+    return dst
+
+
+def _decode_json(text: Any) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return _BAD
+
+
+_BAD = object()  # a stored value that no longer decodes: treated as a miss (recomputed and overwritten)
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:
@@ -97,6 +137,8 @@ class Cache:
         except sqlite3.DatabaseError as e:
             conn.close()
             self._conn = None
+            if _is_damage(e):
+                raise CacheDamaged(self._advice(f"damaged, not a usable photopoet cache ({e})")) from None
             raise CacheError(self._advice(f"not a usable photopoet cache ({e})")) from None
 
     @classmethod
@@ -130,13 +172,23 @@ class Cache:
         raise AssertionError("unreachable")
 
     @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite's "database disk image is malformed" (and kin) met mid-run, as :class:`CacheDamaged`."""
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            if not _is_damage(e):
+                raise
+            raise CacheDamaged(self._advice(f"damaged ({e})")) from None
+
+    @contextmanager
     def batch(self) -> Iterator[Cache]:
         """One write transaction for everything inside the block (nested blocks join the outer one).
 
         ``BEGIN IMMEDIATE`` takes the write lock up front, so statements inside never meet a busy
         database; if the block raises, nothing of it is written.
         """
-        with self._lock:
+        with self._lock, self._guard():
             conn = self.conn
             if self._depth == 0:
                 self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
@@ -195,7 +247,7 @@ class Cache:
     def _select(self, sql: str, shas: Iterable[str], *head: Any) -> Iterator[tuple[Any, ...]]:
         """Rows of `sql` (with one `{marks}` placeholder for the shas) in chunks; `head` params go first."""
         uniq = list(dict.fromkeys(shas))
-        with self._lock:
+        with self._lock, self._guard():
             for part in _chunks(uniq):
                 marks = ",".join("?" * len(part))
                 yield from self.conn.execute(sql.format(marks=marks), (*head, *part)).fetchall()
@@ -204,7 +256,7 @@ class Cache:
 
     def lookup_sha(self, path: str, size: int, mtime_ns: int) -> str | None:
         """The content hash remembered for `path`, if its size and mtime are still the same."""
-        with self._lock:
+        with self._lock, self._guard():
             row = self.conn.execute(
                 "SELECT sha FROM stat_memo WHERE path = ? AND size = ? AND mtime_ns = ?", (path, size, mtime_ns)
             ).fetchone()
@@ -229,11 +281,17 @@ class Cache:
         return self.get_metas([sha]).get(sha)
 
     def get_metas(self, shas: Iterable[str]) -> dict[str, dict[str, Any]]:
-        return {s: json.loads(m) for s, m in self._select("SELECT sha, meta FROM photos WHERE sha IN ({marks})", shas)}
+        """Stored metas by sha; a row that no longer decodes to a dict counts as missing."""
+        out = {}
+        for s, m in self._select("SELECT sha, meta FROM photos WHERE sha IN ({marks})", shas):
+            meta = _decode_json(m)
+            if isinstance(meta, dict):
+                out[s] = meta
+        return out
 
     def get_thumb(self, sha: str) -> bytes | None:
         """The encoded working copy (JPEG or PNG bytes) stored for `sha`."""
-        with self._lock:
+        with self._lock, self._guard():
             row = self.conn.execute("SELECT thumb FROM photos WHERE sha = ?", (sha,)).fetchone()
         return bytes(row[0]) if row else None
 
@@ -255,7 +313,10 @@ class Cache:
         out: dict[str, np.ndarray] = {}
         sql = "SELECT sha, shape, data FROM vectors WHERE kind = ? AND sha IN ({marks})"
         for sha, shape, data in self._select(sql, shas, kind):
-            out[sha] = np.frombuffer(data, dtype="<f4").reshape(json.loads(shape)).astype(np.float32)
+            try:  # a damaged blob or shape counts as missing: recomputed and overwritten
+                out[sha] = np.frombuffer(data, dtype="<f4").reshape(json.loads(shape)).astype(np.float32)
+            except (TypeError, ValueError):
+                continue
         return out
 
     def put_vectors(self, kind: str, items: dict[str, np.ndarray]) -> None:
@@ -282,7 +343,8 @@ class Cache:
 
     def get_json(self, kind: str, shas: Iterable[str]) -> dict[str, Any]:
         sql = "SELECT sha, value FROM json_values WHERE kind = ? AND sha IN ({marks})"
-        return {sha: json.loads(value) for sha, value in self._select(sql, shas, kind)}
+        found = ((sha, _decode_json(value)) for sha, value in self._select(sql, shas, kind))
+        return {sha: v for sha, v in found if v is not _BAD}  # a value that does not decode counts as missing
 
     def put_json(self, kind: str, items: dict[str, Any]) -> None:
         rows = [(kind, sha, json.dumps(v, ensure_ascii=False)) for sha, v in items.items()]

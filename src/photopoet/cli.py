@@ -9,6 +9,7 @@ import typer
 
 from photopoet.cli_common import fail as _fail
 from photopoet.cli_common import load as _load
+from photopoet.cli_common import shown as _shown
 from photopoet.cli_data import data_app
 from photopoet.cli_eval import eval_app
 from photopoet.cli_poem import register as register_poem_commands
@@ -97,16 +98,19 @@ def run(
     cfg = _load(config, overrides or None)
     if cfg.executor.kind == "local" and ray_address is not None:
         _fail("--ray-address is only used with --executor ray")
+    from photopoet.cache import CacheError
     from photopoet.models.adapter import AdapterError
     from photopoet.pipeline import RunError
     from photopoet.pipeline import run as run_pipeline
 
     try:
         res = run_pipeline(photos, out, cfg, progress=not quiet)
-    except (RunError, AdapterError) as e:
+    except (RunError, AdapterError, CacheError) as e:
         _fail(str(e))
     for e in res.excluded:
-        typer.echo(f"skipped {e.path}: {e.reason}", err=True)
+        typer.echo(f"skipped {_shown(e.path)}: {_shown(e.reason)}", err=True)
+    for w in res.warnings:
+        typer.echo(f"warning: {_shown(w.path)}: {_shown(w.message)}", err=True)
     if res.executor is not None:
         from photopoet.executors.ray_runner import describe
 
@@ -118,7 +122,7 @@ def run(
         f"{len(res.excluded)} excluded "
         f"({res.decoded} decoded, {res.reused} from cache) in {secs:.1f} s"
     )
-    typer.echo(f"report: {res.out / 'report.html'}")
+    typer.echo(f"report: {_shown(res.out / 'report.html')}")
 
 
 @app.command()
@@ -136,27 +140,34 @@ def dedupe(
     import json
 
     cfg = _load(config)
+    from photopoet.cache import CacheError
     from photopoet.pipeline import RunError
     from photopoet.stages.cull import dedupe_folder
 
     try:
         res = dedupe_folder(photos, cfg, progress=not (quiet or as_json))
-    except RunError as e:
+    except (RunError, CacheError) as e:
         _fail(str(e))
     if as_json:
         typer.echo(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
         return
     names = {"exact": "exact duplicates", "duplicate": "duplicates (edited copies)", "similar": "similar shots"}
     for g in res.groups:
-        typer.echo(f"{names[g.kind]}: keep {g.keep}  ({g.reason})")
+        typer.echo(f"{names[g.kind]}: keep {_shown(g.keep)}  ({_shown(g.reason)})")
         for d in g.duplicates:
-            typer.echo(f"    set aside {d}")
+            typer.echo(f"    set aside {_shown(d)}")
     for q in res.low_quality:
-        typer.echo(f"low quality: {q.path}: {q.reason}")
+        typer.echo(f"low quality: {_shown(q.path)}: {q.reason}")
+    for e in res.unreadable:
+        typer.echo(f"not read: {_shown(e.path)}: {_shown(e.reason)}")
+    for w in res.warnings:
+        typer.echo(f"warning: {_shown(w.path)}: {_shown(w.message)}")
     counts = {k: sum(len(g.duplicates) for g in res.groups if g.kind == k) for k in names}
+    n_bad = len(res.unreadable)
     typer.echo(
         f"{len(res.photos)} photos: {len(res.groups)} groups ({counts['exact']} exact, {counts['duplicate']} "
-        f"duplicate, {counts['similar']} similar copies), {len(res.low_quality)} low quality; nothing was changed"
+        f"duplicate, {counts['similar']} similar copies), {len(res.low_quality)} low quality, "
+        f"{n_bad} file{'s' if n_bad != 1 else ''} not read; nothing was changed"
     )
 
 
@@ -189,13 +200,14 @@ def group(
     import json
 
     cfg = _load(config)
+    from photopoet.cache import CacheError
     from photopoet.evaluation.grouping import understand_folder
     from photopoet.pipeline import RunError
     from photopoet.stages.group import group_understood
 
     try:
         ing, und = understand_folder(photos, cfg, progress=not quiet and not json_out)
-    except RunError as e:
+    except (RunError, CacheError) as e:
         _fail(str(e))
     posts = group_understood(und, cfg.group).posts
     excluded = [{"path": e.path, "reason": e.reason} for e in ing.excluded]
@@ -205,11 +217,13 @@ def group(
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
     for p in posts:
-        typer.echo(f"post {p.id}: {len(p.photos)} photo{'s' if len(p.photos) != 1 else ''}, cover {p.cover}")
+        typer.echo(f"post {p.id}: {len(p.photos)} photo{'s' if len(p.photos) != 1 else ''}, cover {_shown(p.cover)}")
         for x in p.photos[1:]:
-            typer.echo(f"    {x}")
+            typer.echo(f"    {_shown(x)}")
     for e in excluded:
-        typer.echo(f"excluded {e['path']}: {e['reason']}", err=True)
+        typer.echo(f"excluded {_shown(e['path'])}: {_shown(e['reason'])}", err=True)
+    for w in ing.warnings:
+        typer.echo(f"warning: {_shown(w.path)}: {_shown(w.message)}", err=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -98,7 +99,10 @@ def register(app: typer.Typer) -> None:
                 )
                 if not cfg.publish.base_url:
                     typer.echo("note: publish.base_url is not set; --live needs the public address of OUT")
-                typer.echo(f"to publish: set {cfg.publish.token_env}, then `photopoet publish {out} --live`")
+                if os.environ.get(cfg.publish.token_env, "").strip():
+                    typer.echo(f"to publish: `photopoet publish {out} --live`")
+                else:
+                    typer.echo(f"to publish: set {cfg.publish.token_env}, then `photopoet publish {out} --live`")
             if blocked:
                 raise typer.Exit(1)
             return

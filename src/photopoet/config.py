@@ -423,6 +423,18 @@ class PublishConfig(_Section):
             raise ValueError(f"must be an http(s) URL, got {v!r}")
         return s.rstrip("/") + "/"
 
+    @field_validator("graph_url")
+    @classmethod
+    def _https_only(cls, v: str) -> str:
+        """https: the access token travels in every request's Authorization header. Plain http only to this
+        machine (a local test server or proxy), where nothing crosses a network."""
+        from urllib.parse import urlsplit
+
+        host = urlsplit(v).hostname or ""
+        if not v.startswith("https://") and host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"must be an https URL (the access token is sent there), got {v.rstrip('/')!r}")
+        return v
+
 
 class PoemConfig(_Section):
     """A line of classical Chinese poetry per post: retrieved and reranked, generated when nothing fits."""

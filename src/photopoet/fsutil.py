@@ -28,6 +28,39 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_leftover_tmp(folder: Path, names: set[str] | None = None) -> list[Path]:
+    """Delete the ``.<name>.*.tmp`` files a killed :func:`atomic_write_bytes` left in `folder` (only for the
+    file names in `names`, or for any name when None); returns what was removed. Other files are never touched."""
+    removed = []
+    try:
+        found = list(folder.glob(".*.tmp"))
+    except OSError:
+        return removed
+    for p in found:
+        stem = p.name[1:-4]  # "<name>.<random>"
+        name = stem.rsplit(".", 1)[0] if "." in stem else ""
+        if not name or (names is not None and name not in names) or not p.is_file():
+            continue
+        try:
+            p.unlink()
+        except OSError:
+            continue
+        removed.append(p)
+    return removed
+
+
+def free_name(target: Path) -> Path:
+    """`target` if nothing is there yet, else the first of ``<target>.2``, ``<target>.3`` ... that is free."""
+    if not target.exists() and not target.is_symlink():
+        return target
+    n = 2
+    while True:
+        cand = target.with_name(f"{target.name}.{n}")
+        if not cand.exists() and not cand.is_symlink():
+            return cand
+        n += 1
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -6,17 +6,18 @@ folder -> ingest -> [Photo] -> understand -> [Understood] -> scene -> [Understoo
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from photopoet.cache import Cache
+from photopoet.cache import Cache, CacheDamaged, CacheError, set_aside
 from photopoet.config import Config
 from photopoet.executors import ExecutorError
 from photopoet.executors import prepare as prepare_executor
-from photopoet.fsutil import atomic_write_json, is_within
+from photopoet.fsutil import atomic_write_json, is_within, remove_leftover_tmp
 from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, PostScene, Understood
 from photopoet.stages.cull import cull
@@ -28,6 +29,8 @@ from photopoet.stages.scene import ReadsText, describe_scenes
 from photopoet.stages.understand import ModelSet, understand
 from photopoet.stages.write.template import event_from_folder
 from photopoet.stages.write.texts import TextWriter, write_texts
+
+T = TypeVar("T")
 
 
 class RunError(RuntimeError):
@@ -47,6 +50,7 @@ class RunResult:
     set_aside: int = 0  # photos culled from posts (still listed in posts.json with their verdict)
     plots: list[dict] = field(default_factory=list)  # the grouping and label plots shown in the report
     executor: Any = None  # executor "ray": its RayStats (files sent, computed, imported, shard folder)
+    warnings: list[Any] = field(default_factory=list)  # ingest's FileWarnings: raised while a file was read
     generator: Any = None  # the text generator, when the run used one (its ``stats``: load time, tokens/s)
 
     @property
@@ -54,13 +58,50 @@ class RunResult:
         return len(self.photos) + len(self.excluded)
 
 
-def open_cache(cfg: Config) -> tuple[Cache, Path]:
-    """The run's cache and the folder for model files. With the cache off, an in-memory store is used."""
+def _say(line: str) -> None:
+    print(f"photopoet: {line}", file=sys.stderr, flush=True)
+
+
+def _set_aside_line(path: Path, err: CacheError) -> str:
+    moved = set_aside(path)
+    reason = str(err).split(": ", 1)[-1].split(". Delete", 1)[0]  # the "damaged (...)" part of the advice
+    return f"the cache {path} is {reason}: moved it to {moved.name} and starting a fresh one"
+
+
+def open_cache(cfg: Config, notify: Callable[[str], None] = _say) -> tuple[Cache, Path]:
+    """The run's cache and the folder for model files. With the cache off, an in-memory store is used.
+
+    A damaged cache file (truncated, overwritten) is moved aside to ``cache.sqlite3.damaged-<UTC time>``,
+    `notify` is told so in one line, and a fresh cache is started: it only held results that can be
+    recomputed."""
     cache_dir = cfg.cache.resolved_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     if not cfg.cache.enabled:
         return Cache.memory(), cache_dir
-    return Cache(cache_dir / "cache.sqlite3"), cache_dir
+    path = cache_dir / "cache.sqlite3"
+    try:
+        return Cache(path), cache_dir
+    except CacheDamaged as e:
+        notify(_set_aside_line(path, e))
+    return Cache(path), cache_dir
+
+
+def with_cache(cfg: Config, job: Callable[[Cache, Path], T], notify: Callable[[str], None] = _say) -> T:
+    """``job(cache, cache_dir)`` with the config's cache open; when the job meets a damaged cache file part-way
+    (SQLite: "database disk image is malformed"), the file is set aside with one line to `notify` and the job
+    runs once more on a fresh cache (every stage resumes from what the cache holds, so nothing is lost but
+    time)."""
+    for attempt in range(2):
+        cache, cache_dir = open_cache(cfg, notify)
+        try:
+            with cache:
+                return job(cache, cache_dir)
+        except CacheDamaged as e:
+            if cache.in_memory or attempt == 1:
+                raise
+            damaged = e
+        notify(_set_aside_line(Path(cache.path), damaged))
+    raise AssertionError("unreachable")
 
 
 def check_photo_folder(photos: Path) -> None:
@@ -76,6 +117,11 @@ def check_folders(photos: Path, out: Path) -> None:
         raise RunError(
             f"{out}: the output folder lies inside the photo folder {photos}; photopoet never writes there. "
             "Choose an output folder outside it."
+        )
+    if is_within(photos, out / "posts"):
+        raise RunError(
+            f"{photos}: the photo folder lies in the output's post folders {out / 'posts'}, which photopoet "
+            "rewrites and moves aside; it never moves an original. Choose another output folder."
         )
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: exists and is not a folder")
@@ -120,70 +166,84 @@ def run(
         return time.perf_counter()
 
     out.mkdir(parents=True, exist_ok=True)
+
+    def job(cache: Cache, cache_dir: Path) -> RunResult:
+        return _run_stages(photos_dir, out, cfg, cache, cache_dir, stage, progress, reader)
+
+    return with_cache(cfg, job)
+
+
+def _run_stages(
+    photos_dir: Path,
+    out: Path,
+    cfg: Config,
+    cache: Cache,
+    cache_dir: Path,
+    stage: Callable[[str], float],
+    progress: bool,
+    reader: ReadsText | None = None,
+) -> RunResult:
     timings: dict[str, float] = {}
-    cache, cache_dir = open_cache(cfg)
-    with cache:
-        t = stage("executor") if cfg.executor.kind != "local" else time.perf_counter()
-        try:  # executor "ray": decode, quality and features on Ray, into the cache; the stages below only read
-            pre = prepare_executor(photos_dir, out, cfg, cache, cache_dir, progress=progress)
-        except ExecutorError as e:
-            raise RunError(str(e)) from None
-        if pre is not None:
-            timings["executor"] = time.perf_counter() - t
+    t = stage("executor") if cfg.executor.kind != "local" else time.perf_counter()
+    try:  # executor "ray": decode, quality and features on Ray, into the cache; the stages below only read
+        pre = prepare_executor(photos_dir, out, cfg, cache, cache_dir, progress=progress)
+    except ExecutorError as e:
+        raise RunError(str(e)) from None
+    if pre is not None:
+        timings["executor"] = time.perf_counter() - t
 
-        t = stage("ingest")
-        ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
-        timings["ingest"] = time.perf_counter() - t
+    t = stage("ingest")
+    ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
+    timings["ingest"] = time.perf_counter() - t
 
-        t = stage("understand")
-        models = ModelSet(cfg, cache_dir)
-        und = understand(ing.photos, cfg, cache, models, progress=progress)
-        timings["understand"] = time.perf_counter() - t
+    t = stage("understand")
+    models = ModelSet(cfg, cache_dir)
+    und = understand(ing.photos, cfg, cache, models, progress=progress)
+    timings["understand"] = time.perf_counter() - t
 
-        if cfg.scene.enabled:
-            t = stage("scene")
-            und = with_scenes(und, cfg, cache, reader=reader, progress=progress)
-            timings["scene"] = time.perf_counter() - t
+    if cfg.scene.enabled:
+        t = stage("scene")
+        und = with_scenes(und, cfg, cache, reader=reader, progress=progress)
+        timings["scene"] = time.perf_counter() - t
 
-        t = stage("cull")
-        culled = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
-        photos = culled.photos
-        timings["cull"] = time.perf_counter() - t
+    t = stage("cull")
+    culled = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+    photos = culled.photos
+    timings["cull"] = time.perf_counter() - t
 
-        t = stage("group")
-        grouping = group_understood(replace(und, photos=photos), cfg.group, rows=culled.kept())
-        posts = post_scenes(grouping.posts, {u.photo.path: u for u in photos})
-        timings["group"] = time.perf_counter() - t
+    t = stage("group")
+    grouping = group_understood(replace(und, photos=photos), cfg.group, rows=culled.kept())
+    posts = post_scenes(grouping.posts, {u.photo.path: u for u in photos})
+    timings["group"] = time.perf_counter() - t
 
-        stage("write")
-        event = cfg.caption.event or event_from_folder(photos_dir)
-        by_path = {u.photo.path: u for u in photos}
-        vectors = {u.photo.path: und.text_vectors[i] for i, u in enumerate(und.photos)}
-        writer = TextWriter(cfg, cache_dir, text_encoder=models.text_encoder)
-        posts = write_texts(
-            posts, by_path, vectors, event, cfg, writer, progress=progress, cache=cache, timings=timings
-        )
-        t = time.perf_counter()
-        posts = write_poems(posts, und, cfg, cache_dir, models.text_encoder)
-        timings["poems"] = time.perf_counter() - t
+    stage("write")
+    event = cfg.caption.event or event_from_folder(photos_dir)
+    by_path = {u.photo.path: u for u in photos}
+    vectors = {u.photo.path: und.text_vectors[i] for i, u in enumerate(und.photos)}
+    writer = TextWriter(cfg, cache_dir, text_encoder=models.text_encoder)
+    posts = write_texts(posts, by_path, vectors, event, cfg, writer, progress=progress, cache=cache, timings=timings)
+    t = time.perf_counter()
+    posts = write_poems(posts, und, cfg, cache_dir, models.text_encoder)
+    timings["poems"] = time.perf_counter() - t
 
-        t = stage("render")
-        plots = report_plots(grouping.curves, und.label_names, und.label_scores, cfg.understand.threshold)
-        write_post_folders(out, posts, by_path, cfg.render, progress=progress)
-        atomic_write_json(out / "posts.json", posts_document(photos, posts, ing.excluded))
-        render_report(
-            out,
-            event or photos_dir.resolve().name,
-            posts,
-            by_path,
-            ing.excluded,
-            cache,
-            cfg.render,
-            n_files=len(ing.photos) + len(ing.excluded),
-            set_aside=[photos[i] for i in range(len(photos)) if photos[i].photo.path in culled.culled],
-            plots=plots,
-        )
-        timings["render"] = time.perf_counter() - t
+    t = stage("render")
+    remove_leftover_tmp(out, {"posts.json", "report.html"})  # what a run killed while writing them left
+    plots = report_plots(grouping.curves, und.label_names, und.label_scores, cfg.understand.threshold)
+    write_post_folders(out, posts, by_path, cfg.render, progress=progress)
+    atomic_write_json(out / "posts.json", posts_document(photos, posts, ing.excluded))
+    render_report(
+        out,
+        event or photos_dir.resolve().name,
+        posts,
+        by_path,
+        ing.excluded,
+        cache,
+        cfg.render,
+        n_files=len(ing.photos) + len(ing.excluded),
+        set_aside=[photos[i] for i in range(len(photos)) if photos[i].photo.path in culled.culled],
+        plots=plots,
+    )
+    timings["render"] = time.perf_counter() - t
     on_ray = pre.computed if pre is not None else 0  # decoded and embedded on Ray, read from the cache here
     return RunResult(
         out=out,
@@ -197,5 +257,6 @@ def run(
         set_aside=len(culled.culled),
         plots=plots,
         executor=pre,
+        warnings=list(ing.warnings),
         generator=writer.__dict__.get("generator"),
     )

@@ -15,7 +15,7 @@ class Photo:
     sha256: str  # content hash of the file's bytes: the cache key
     width: int  # after EXIF orientation
     height: int
-    format: str  # JPEG, PNG, WEBP, TIFF, HEIF
+    format: str  # as Pillow names it: JPEG, MPO, PNG, WEBP, TIFF, HEIF, GIF, BMP, PPM ...
     size_bytes: int
     taken_at: str | None = None  # ISO 8601 from EXIF DateTimeOriginal/DateTime, no timezone guess
     gps: tuple[float, float] | None = None  # (lat, lon) in degrees

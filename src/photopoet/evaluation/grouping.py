@@ -111,18 +111,19 @@ def evaluate_grouping(
 
 def understand_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True):
     """Ingest and understand a folder with the run's cache and models: (IngestResult, Understanding)."""
-    from photopoet.pipeline import RunError, open_cache
+    from photopoet.pipeline import RunError, with_cache
     from photopoet.stages.ingest import ingest
     from photopoet.stages.understand import ModelSet, understand
 
     photos_dir = Path(photos_dir)
     if not photos_dir.is_dir():
         raise RunError(f"{photos_dir}: no such folder")
-    cache, cache_dir = open_cache(cfg)
-    with cache:
+
+    def job(cache, cache_dir):
         ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
-        und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
-    return ing, und
+        return ing, understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
+
+    return with_cache(cfg, job)
 
 
 def evaluate_folder(photos_dir: Path | str, truth_path: Path | str, cfg: Config, *, progress: bool = True):

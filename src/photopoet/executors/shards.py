@@ -282,8 +282,8 @@ def complete_in_cache(cache: Cache, cfg: Config, shas: list[str]) -> set[str]:
     kinds = CacheKinds.for_config(cfg)
     metas = cache.get_metas(shas)
     ok = {s for s, m in metas.items() if m.get("thumb_size") == cfg.ingest.thumb_size and m.get("recipe") == RECIPE}
-    for kind in (kinds.feat, kinds.txt, kinds.look):
-        ok &= cache.vector_keys(kind, ok)
+    for kind in (kinds.feat, kinds.txt, kinds.look):  # read, not just listed: a damaged value is a miss
+        ok &= set(cache.get_vectors(kind, ok))
     for kind in (kinds.concepts, kinds.signals, kinds.scene):
-        ok &= cache.json_keys(kind, ok)
+        ok &= set(cache.get_json(kind, ok))
     return ok

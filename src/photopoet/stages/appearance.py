@@ -45,6 +45,8 @@ def color_histogram(img: Image.Image) -> np.ndarray:
 def quality_score(gray: np.ndarray) -> float:
     """Sharpness (variance of the Laplacian on a 256 px copy, squashed to [0, 1]) x share of unclipped pixels."""
     g = gray.astype(np.float32)
+    if min(g.shape) < 3:  # a sliver of a picture: no Laplacian to take (numpy would warn and give nan)
+        return 0.0
     lap = -4 * g[1:-1, 1:-1] + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
     sharp = 1.0 - float(np.exp(-float(lap.var()) / 200.0))
     clipped = float(((gray <= 4) | (gray >= 251)).mean())

@@ -57,12 +57,17 @@ from tqdm import tqdm
 
 from photopoet.cache import Cache
 from photopoet.config import Config, CullConfig
-from photopoet.records import Understood
+from photopoet.records import Excluded, Understood
 
 SIGNALS_KIND = "cull-signals:v3"  # per photo: perceptual hash, quality, faces
 PIXELS_KIND = "cull-pixels:v1"  # per photo: hash of the fully decoded pixels (candidates only)
 ALIGN_KIND = "cull-align:v2"  # per pair "sha_a:sha_b" (sorted): alignment agreement
 QUALITY_SIZE = 512  # longest side at which sharpness, exposure and faces are measured
+SCALED_SIDE = 64  # px: a pair of the same picture at two sizes is compared at the smaller's size, at most this
+SCALED_MEAN_DIFF = 10.0  # grey levels (0-255): mean absolute difference of a downscaled copy and its original
+SCALED_BLOCK_DIFF = 24.0  # ... and of every 4x4 block (a moved object or an edit shows up as one bad block)
+SCALED_BUCKET_MAX = 64  # photos sharing one hash band and aspect cell beyond this are not paired through it
+SCALED_ASPECT = 0.02  # aspect ratios this close (relative) can be the same picture at another size
 PIXEL_HASH_BITS = 4  # perceptual hashes this close (and the same size) get a full pixel-hash comparison
 APPROX_ABOVE = 20_000  # photos: above this the kNN index is approximate (PCA + IVF)
 PCA_TRAIN = 4_000  # rows the PCA of the approximate index is fitted on
@@ -106,6 +111,8 @@ class CullResult:
     low_quality: list[LowQuality]  # every photo that fails a quality check (also when in a group)
     photos: list[Understood]  # the input records with verdict / reason / duplicate_of filled in
     culled: frozenset[str] = field(default_factory=frozenset)  # paths left out of posts (config `remove`)
+    unreadable: list[Excluded] = field(default_factory=list)  # dedupe_folder: files it could not read, with why
+    warnings: list[Any] = field(default_factory=list)  # dedupe_folder: ingest's FileWarnings (path, message)
 
     def kept(self) -> list[int]:
         """Indices into `photos` of the photos that stay in posts."""
@@ -127,6 +134,8 @@ class CullResult:
         return {
             "groups": [g.to_json() for g in self.groups],
             "low_quality": [q.to_json() for q in self.low_quality],
+            "unreadable": [{"path": e.path, "reason": e.reason} for e in self.unreadable],
+            "warnings": [{"path": w.path, "message": w.message} for w in self.warnings],
         }
 
 
@@ -244,9 +253,10 @@ def quality_signals(img: Image.Image, *, min_face: int = 80) -> dict[str, float]
     lap = cv2.Laplacian(g, cv2.CV_64F, ksize=1)
     p01, p99 = np.percentile(g, [1, 99])
     var = float(g.var())
+    lap_var = float(lap.var()) if lap.size else 0.0
     out: dict[str, float] = {
-        "sharpness": round(float(lap.var()), 2),
-        "detail": round(float(lap.var()) / var, 4) if var > 1e-6 else 0.0,
+        "sharpness": round(lap_var, 2),
+        "detail": round(lap_var / var, 4) if var > 1e-6 else 0.0,
         "colour": round(float(np.asarray(img.convert("HSV"))[..., 1].mean()) / 255.0, 4),
         "dark": round(float((g <= 8).mean()), 4),
         "bright": round(float((g >= 247).mean()), 4),
@@ -288,6 +298,9 @@ def pixel_hash(path: str | Path) -> str | None:
 # -- alignment check for "same frame, edited" ---------------------------------------------------------------
 
 
+ORB_MIN_SIDE = 32  # px: pictures narrower than this are not aligned (ORB's 31 px patches do not fit)
+
+
 def _orb(gray: np.ndarray) -> tuple[Any, Any]:
     cv2 = _cv2()
     orb = cv2.ORB_create(nfeatures=1500, fastThreshold=10)
@@ -306,6 +319,8 @@ def alignment_score(a: Image.Image, b: Image.Image) -> float | None:
     leaves many tiles that disagree.
     """
     cv2 = _cv2()
+    if min(*a.size, *b.size) < ORB_MIN_SIDE:  # ORB's pyramid cannot shrink a sliver of a picture: too small to judge
+        return None
     ga, gb = _gray(a), _gray(b)
     ka, da = _orb(ga)
     kb, db = _orb(gb)
@@ -569,7 +584,8 @@ def _pick_best(
     if runner in low and best not in low:
         why.append("passes the quality checks")
     if b["detail"] > 1.1 * r["detail"]:
-        why.append(f"sharpest ({b['sharpness']:.0f} vs {r['sharpness']:.0f})")
+        # the numbers compared: detail (sharpness for the contrast), not the raw sharpness, which can be lower
+        why.append(f"sharpest (detail {b['detail']:.2f} vs {r['detail']:.2f})")
     if b["exposure"] > r["exposure"] + 0.02:
         why.append(f"better exposed ({b['exposure']:.2f} vs {r['exposure']:.2f})")
     if b["eyes_open"] > r["eyes_open"]:
@@ -664,6 +680,9 @@ class _Pairs:
         a, b = self._pixels.get(self.photos[i].photo.sha256), self._pixels.get(self.photos[j].photo.sha256)
         return a is not None and a == b
 
+    def scaled_difference(self, i: int, j: int) -> tuple[float, float]:
+        return scaled_difference(self._image(self.photos[i].photo.sha256), self._image(self.photos[j].photo.sha256))
+
     def alignment(self, i: int, j: int) -> float | None:
         a, b = sorted((self.photos[i].photo.sha256, self.photos[j].photo.sha256))
         key = f"{a}:{b}"
@@ -679,6 +698,30 @@ class _Pairs:
         return self._align[key]
 
 
+def scaled_pair(a: Any, b: Any) -> bool:
+    """True when photo records `a` and `b` could be one picture at two sizes: the same aspect ratio (within
+    :data:`SCALED_ASPECT`) and one at most 90 % of the other's width."""
+    ra, rb = a.width / max(1, a.height), b.width / max(1, b.height)
+    if abs(ra - rb) > SCALED_ASPECT * max(ra, rb):
+        return False
+    small, large = sorted((a.width, b.width))
+    return small <= 0.9 * large
+
+
+def scaled_difference(a: Image.Image, b: Image.Image) -> tuple[float, float]:
+    """(mean, worst 4x4 block) absolute grey difference of two pictures resized to the smaller one's size (its
+    longest side at most :data:`SCALED_SIDE` px): small for a downscaled copy, large for another picture."""
+    small = a if a.width * a.height <= b.width * b.height else b
+    s = min(1.0, SCALED_SIDE / max(small.size))
+    size = (max(8, round(small.width * s)), max(8, round(small.height * s)))
+    x = np.asarray(a.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float32)
+    y = np.asarray(b.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float32)
+    d = np.abs(x - y)
+    h, w = (d.shape[0] // 4) * 4, (d.shape[1] // 4) * 4
+    blocks = d[:h, :w].reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3))
+    return float(d.mean()), float(blocks.max())
+
+
 def pair_tier(
     i: int, j: int, cos: float, photos: Sequence[Understood], sig: dict[str, dict], pairs: _Pairs, cfg: CullConfig
 ) -> tuple[str | None, str]:
@@ -692,14 +735,23 @@ def pair_tier(
         pairs.pixel_hashes([i, j])
         if pairs.same_pixels(i, j):
             return "exact", "same pixels"
+    align = pairs.alignment(i, j) if cos >= cfg.candidate_cosine else None
+    if cos >= cfg.candidate_cosine:
+        if align is None:
+            if ham <= cfg.duplicate_hash_distance:
+                return "duplicate", f"perceptual hash {ham} bits apart, cosine {cos:.3f}"
+        elif align >= cfg.duplicate_alignment:
+            return "duplicate", f"aligns as the same frame ({align:.2f}), cosine {cos:.3f}"
+    # a downscaled copy: too small to align and its features drift, so compare the pictures at its size
+    if scaled_pair(pi, pj) and (ham <= cfg.duplicate_hash_distance or cos >= cfg.candidate_cosine):
+        mean, worst = pairs.scaled_difference(i, j)
+        if mean <= SCALED_MEAN_DIFF and worst <= SCALED_BLOCK_DIFF:
+            a, b = sorted([pi, pj], key=lambda p: p.width)
+            return "duplicate", (
+                f"the same picture at another size ({a.width}x{a.height} of {b.width}x{b.height}), cosine {cos:.3f}"
+            )
     if cos < cfg.candidate_cosine:
         return None, ""
-    align = pairs.alignment(i, j)
-    if align is None:
-        if ham <= cfg.duplicate_hash_distance:
-            return "duplicate", f"perceptual hash {ham} bits apart, cosine {cos:.3f}"
-    elif align >= cfg.duplicate_alignment:
-        return "duplicate", f"aligns as the same frame ({align:.2f}), cosine {cos:.3f}"
     if cos >= cfg.similar_cosine or (align is not None and align >= cfg.similar_alignment):
         ti, tj = _time(photos[i]), _time(photos[j])
         if ti is not None and tj is not None and abs((ti - tj).total_seconds()) > cfg.similar_max_gap_seconds:
@@ -741,14 +793,30 @@ def cull(
     cand: dict[tuple[int, int], float] = {}
     feats = np.asarray(features, dtype=np.float32)
     buckets: dict[Any, list[int]] = {}
+    bands: dict[Any, list[int]] = {}
     for i, u in enumerate(photos):
         buckets.setdefault(("sha", u.photo.sha256), []).append(i)
-        buckets.setdefault(("px", u.photo.width, u.photo.height, sig[u.photo.sha256]["phash"]), []).append(i)
+        ph = sig[u.photo.sha256]["phash"]
+        buckets.setdefault(("px", u.photo.width, u.photo.height, ph), []).append(i)
+        # the same picture at another size: perceptual hashes within 3 bits share one of four 16-bit bands, and
+        # aspect ratios within SCALED_ASPECT share one of two neighbouring aspect cells
+        cell = math.floor(math.log(u.photo.width / max(1, u.photo.height)) / SCALED_ASPECT)
+        for aspect in (cell, cell + 1):
+            for band in range(4):
+                bands.setdefault((aspect, band, ph[band * 4 : band * 4 + 4]), []).append(i)
     for members in buckets.values():
         for a in range(len(members)):
             for b in range(a + 1, len(members)):
                 i, j = members[a], members[b]
                 cand[(i, j)] = float(feats[i] @ feats[j])
+    for members in bands.values():
+        if len(members) > SCALED_BUCKET_MAX:  # a band many photos share (flat, blank frames) says nothing
+            continue
+        for a in range(len(members)):
+            for b in range(a + 1, len(members)):
+                i, j = members[a], members[b]
+                if (i, j) not in cand and scaled_pair(photos[i].photo, photos[j].photo):
+                    cand[(i, j)] = float(feats[i] @ feats[j])
     for i, j, c in candidate_pairs(feats, cfg, progress=progress):
         cand.setdefault((i, j), c)
 
@@ -893,16 +961,19 @@ def _complete_linkage(pairs: set[tuple[int, int]], strength: Callable[[int, int]
 def dedupe_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True) -> CullResult:
     """Ingest, understand and cull a folder with the config's cache: what `photopoet dedupe` prints.
 
-    Files that cannot be read are not part of the result (``photopoet run`` lists them as excluded).
+    Files that cannot be read are listed in ``unreadable`` with the reason (``photopoet run``: excluded).
     """
-    from photopoet.pipeline import check_photo_folder, open_cache
+    from photopoet.pipeline import check_photo_folder, with_cache
     from photopoet.stages.ingest import ingest
     from photopoet.stages.understand import ModelSet, understand
 
     photos_dir = Path(photos_dir)
     check_photo_folder(photos_dir)
-    cache, cache_dir = open_cache(cfg)
-    with cache:
+
+    def job(cache: Cache, cache_dir: Path) -> CullResult:
         ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
         und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
-        return cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+        res = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+        return replace(res, unreadable=list(ing.excluded), warnings=list(ing.warnings))
+
+    return with_cache(cfg, job)

@@ -30,11 +30,12 @@ import os
 import re
 import stat
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,12 +55,12 @@ try:  # HEIC/HEIF (phones); the package is a dependency, but a broken install sh
 except ImportError:  # pragma: no cover
     pass
 
-RECIPE = 1  # bump when the working copy is made differently: cached copies of older recipes are remade
+# bump when the working copy is made differently: cached copies of older recipes are remade
+RECIPE = 2  # 2: pixels only (1 kept a JPEG comment)
 BATCH_SIZE = 32
 HASH_CHUNK = 1 << 20
 JPEG_QUALITY = 90
 
-_FORMAT_NAMES = {"MPO": "JPEG"}  # multi-picture JPEGs (some cameras) are JPEGs to a user
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _ORIENTATION, _DATETIME, _DATETIME_ORIGINAL = 0x0112, 0x0132, 0x9003
 _DATE_RE = re.compile(r"^\s*(\d{4})[:\-/.](\d{1,2})[:\-/.](\d{1,2})[ T]+(\d{1,2}):(\d{1,2}):(\d{1,2})")
@@ -69,11 +70,20 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True)
+class FileWarning:
+    """A warning raised while a file was read (e.g. Pillow's "Tag data larger than file"), with its file."""
+
+    path: str
+    message: str
+
+
+@dataclass(frozen=True)
 class IngestResult:
     photos: list[Photo]  # walk order
     excluded: list[Excluded]  # walk order
     decoded: int  # photos whose content was decoded this run
     reused: int  # photos served from the cache without decoding (decoded + reused == len(photos))
+    warnings: list[FileWarning] = field(default_factory=list)  # walk order (kept in the cache with the photo)
 
 
 class RejectedFile(Exception):
@@ -124,6 +134,35 @@ def _printable(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+# What Pillow (and pillow-heif) may recognise by content in a file whose extension is not in
+# ``ingest.extensions``: every registered opener except those with no signature to check (TGA, SPIDER, IM,
+# PCD, IPTC ...: random bytes can pass for them) and the ones that only name data they cannot decode.
+_NOT_SNIFFED = {"BUFR", "EPS", "GRIB", "HDF5", "IM", "IMT", "IPTC", "MPEG", "PCD", "SPIDER", "TGA", "WMF"}
+
+
+def _sniff_formats() -> list[str]:
+    Image.init()
+    return [f for f, (_, accept) in Image.OPEN.items() if accept is not None and f not in _NOT_SNIFFED]
+
+
+def looks_like_image(path: str | Path) -> bool:
+    """True when Pillow recognises the file's content as an image it reads (header only, no pixel decoded).
+
+    Used for files whose extension is not in ``ingest.extensions``: a photo is a photo whatever it is called.
+    A file that starts like an image but is damaged counts as one, so the decoder gives it a precise reason."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path, formats=_sniff_formats()):
+                return True
+    except UnidentifiedImageError:
+        return False
+    except OSError as e:
+        return e.errno is not None  # unreadable: let hashing report why
+    except Exception:  # recognised, then a parse error: the decoder will say what is wrong with it
+        return True
+
+
 def _walk(root: Path | str, cfg: IngestConfig) -> tuple[list[_File], list[Excluded]]:
     top = os.path.abspath(root)
     if not _is_text(top):
@@ -165,7 +204,7 @@ def _walk(root: Path | str, cfg: IngestConfig) -> tuple[list[_File], list[Exclud
                 stack.append(iter(_list_dir(path, excluded)))
         elif stat.S_ISREG(est.st_mode):
             ext = os.path.splitext(entry.name)[1].lower()
-            if ext in exts:
+            if ext in exts or (est.st_size > 0 and looks_like_image(path)):
                 files.append(_File(path, est.st_size, est.st_mtime_ns))
             else:
                 excluded.append(
@@ -303,6 +342,42 @@ def _own_pixel_guard() -> Iterator[None]:
                 Image.MAX_IMAGE_PIXELS = _saved_max_pixels
 
 
+_reading = threading.local()  # .path: the file this thread is reading, for warnings raised meanwhile
+
+
+@contextmanager
+def _warnings_with_file_names(found: dict[str, list[str]]) -> Iterator[None]:
+    """While ingest runs, a warning raised in a thread that is reading a file (Pillow's EXIF and decoder
+    warnings: UserWarning, RuntimeWarning) is kept in `found` under the file's path instead of being printed
+    without one; every occurrence is kept (not only the first per source line). Other warnings pass through."""
+    lock = threading.Lock()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("always", category=UserWarning)
+        warnings.filterwarnings("always", category=RuntimeWarning)
+        show = warnings.showwarning
+
+        def keep(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+            path = getattr(_reading, "path", None)
+            if path is None:
+                return show(message, category, filename, lineno, file, line)
+            text = " ".join(str(message).split())
+            with lock:
+                if text not in found.setdefault(path, []):
+                    found[path].append(text)
+
+        warnings.showwarning = keep
+        yield
+
+
+@contextmanager
+def _reading_file(path: str) -> Iterator[None]:
+    _reading.path = path
+    try:
+        yield
+    finally:
+        _reading.path = None
+
+
 def _draft_request(width: int, height: int, target: int) -> tuple[int, int]:
     """The size to ask libjpeg's DCT scaling for: the image's aspect, longest side `target`. Pillow picks the
     largest 1/2, 1/4, 1/8 scale whose result is at least this in both sides, so the decoded image's longest
@@ -363,7 +438,7 @@ def decode_photo(path: str | Path, thumb_size: int, max_pixels: int) -> tuple[di
             w, h = im.size
             if w * h > max_pixels:
                 raise RejectedFile(f"too large: {w} x {h} px exceeds max_pixels {max_pixels}")
-            fmt = _FORMAT_NAMES.get(im.format or "", im.format or "unknown")
+            fmt = im.format or "unknown"  # as Pillow names it: JPEG, MPO (multi-picture JPEG), PPM, GIF ...
             orientation, taken_at, gps = _exif_fields(im)
             # pillow-heif turns HEIF images upright itself and resets the tag; it keeps the original value
             recorded = im.info.get("original_orientation") or orientation
@@ -377,8 +452,10 @@ def decode_photo(path: str | Path, thumb_size: int, max_pixels: int) -> tuple[di
             work = _resizable(work)
             work.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
             work = _flatten(work)
+            clean = Image.new("RGB", work.size)  # pixels only: a comment, EXIF or XMP never reaches the copy
+            clean.paste(work)
             buf = io.BytesIO()
-            work.save(buf, "JPEG", quality=JPEG_QUALITY)
+            clean.save(buf, "JPEG", quality=JPEG_QUALITY)
     except RejectedFile:
         raise
     except UnidentifiedImageError:
@@ -387,6 +464,13 @@ def decode_photo(path: str | Path, thumb_size: int, max_pixels: int) -> tuple[di
         raise RejectedFile(f"too large: {e}") from None
     except MemoryError:
         raise RejectedFile("too large: out of memory while decoding") from None
+    except ValueError as e:
+        if "decompressed data too large" in str(e).lower() or "text chunks" in str(e).lower():
+            raise RejectedFile(
+                "too large: a compressed text chunk (metadata) expands past Pillow's safety limit "
+                "(a decompression bomb?)"
+            ) from None
+        raise RejectedFile(f"corrupt or truncated image: {str(e) or type(e).__name__}") from None
     except OSError as e:
         if e.errno is not None:  # the file system's error, not the decoder's
             raise RejectedFile(f"cannot read file: {e.strerror or e}") from None
@@ -517,8 +601,10 @@ def ingest(
         cache.put_photos(pending)
         pending.clear()
 
+    found: dict[str, list[str]] = {}  # path -> warnings raised while reading it (worker threads write)
     with (
         tqdm(total=len(files), unit="photo", desc="ingest", disable=not progress) as bar,
+        _warnings_with_file_names(found),
         _own_pixel_guard(),
         ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="ingest") as pool,
     ):
@@ -537,7 +623,8 @@ def ingest(
         todo = [s for s in users if s not in metas]
 
         def work(sha: str) -> tuple[dict[str, Any], bytes]:
-            return decode_photo(users[sha][0], cfg.thumb_size, cfg.max_pixels)
+            with _reading_file(users[sha][0]):
+                return decode_photo(users[sha][0], cfg.thumb_size, cfg.max_pixels)
 
         try:
             for sha, fut in _ordered_map(pool, work, todo, window):
@@ -546,6 +633,8 @@ def ingest(
                 except RejectedFile as e:
                     rejected[sha] = str(e)
                 else:
+                    if found.get(users[sha][0]):  # kept with the photo: a rerun from the cache says it again
+                        meta = {**meta, "warnings": found[users[sha][0]]}
                     metas[sha] = meta
                     decoded_shas.add(sha)
                     pending[sha] = (meta, thumb)
@@ -570,4 +659,11 @@ def ingest(
             photos.append(_photo(f, sha, metas[sha]))
     decoded = sum(1 for p in photos if p.sha256 in decoded_shas)
     excluded.sort(key=lambda e: _walk_key(e.path))
-    return IngestResult(photos=photos, excluded=excluded, decoded=decoded, reused=len(photos) - decoded)
+    noted: list[FileWarning] = []
+    for f in files:
+        sha = sha_of.get(f.path)
+        if sha is None:
+            continue
+        said = metas[sha].get("warnings") if sha in metas else found.get(f.path)
+        noted += [FileWarning(f.path, str(m)) for m in said or [] if isinstance(said, list)]
+    return IngestResult(photos=photos, excluded=excluded, decoded=decoded, reused=len(photos) - decoded, warnings=noted)

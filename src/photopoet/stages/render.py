@@ -16,7 +16,6 @@ import io
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ from tqdm import tqdm
 from photopoet import __version__
 from photopoet.cache import Cache
 from photopoet.config import RenderConfig
-from photopoet.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
+from photopoet.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, free_name, remove_leftover_tmp
 from photopoet.instagram import check_post, fit_aspect, fit_caption, post_kind
 from photopoet.records import Excluded, Post, Understood
 from photopoet.stages.ingest import load_working_copy
@@ -47,6 +46,7 @@ def posts_document(photos: Sequence[Understood], posts: Sequence[Post], excluded
                 "sha256": u.photo.sha256,
                 "width": u.photo.width,
                 "height": u.photo.height,
+                "format": u.photo.format,
                 "taken_at": u.photo.taken_at,
                 "gps": list(u.photo.gps) if u.photo.gps else None,
                 "labels": [{"name": lab.name, "score": lab.score} for lab in u.labels],
@@ -81,10 +81,21 @@ def _export_photo(src: str, dst: Path, cfg: RenderConfig) -> str | None:
         im.thumbnail((size, size), Image.Resampling.LANCZOS)
         im, note = fit_aspect(im, cfg.fit_aspect, cfg.pad_color)
         buf = io.BytesIO()
-        # re-encoded without EXIF: no GPS position leaves the machine in an exported photo
-        im.save(buf, "JPEG", quality=cfg.jpeg_quality, optimize=True, progressive=True)
+        # re-encoded from the pixels only: no GPS position, comment or name leaves the machine in an export
+        pixels_only(im).save(buf, "JPEG", quality=cfg.jpeg_quality, optimize=True, progressive=True)
     atomic_write_bytes(dst, buf.getvalue())
     return note
+
+
+_POST_FILES = {f"{n:02d}.jpg" for n in range(100)} | {"montage.jpg", "caption.txt", "post.json"}
+
+
+def pixels_only(im: Image.Image) -> Image.Image:
+    """A copy of `im` with its pixels and nothing else: no EXIF, JPEG comment, XMP, ICC profile or other
+    ``info`` that Pillow would write back when saving (a comment may hold a place or a name)."""
+    clean = Image.new(im.mode, im.size)
+    clean.paste(im)
+    return clean
 
 
 def _grid_shape(n: int) -> tuple[int, int]:
@@ -171,10 +182,8 @@ def write_post_folders(
     root.mkdir(parents=True, exist_ok=True)
     wanted = {p.id for p in posts}
     stale = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in wanted]
-    for d in stale:
-        target = root / ".stale" / d.name
-        if target.exists():
-            shutil.rmtree(target)
+    for d in stale:  # never replaced: an earlier stale copy may hold a hand-edited caption.txt
+        target = free_name(root / ".stale" / d.name)
         target.parent.mkdir(exist_ok=True)
         os.replace(d, target)
     settings = {
@@ -189,6 +198,7 @@ def write_post_folders(
     result: dict[str, dict[str, Any]] = {}
     for post in posts:
         d = root / post.id
+        remove_leftover_tmp(d, _POST_FILES)  # what a killed export left half-written
         old: dict[str, Any] = {}
         if (d / "post.json").exists():
             try:
@@ -271,7 +281,7 @@ def write_post_folders(
 
 
 def _data_uri(img: Image.Image, size: int) -> str:
-    img = img.copy()
+    img = pixels_only(img)
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=80)
@@ -344,7 +354,7 @@ def render_report(
     write_post_folders wrote it, else computed here). `set_aside` are the photos culled from posts (duplicates,
     similar shots, low quality), shown with their reasons."""
     env = Environment(loader=PackageLoader("photopoet", "templates"), autoescape=select_autoescape(["html"]))
-    kind = f"report-thumb:{cfg.report_thumb_size}"
+    kind = f"report-thumb-v2:{cfg.report_thumb_size}"  # v2: pixels only (v1 could carry a JPEG comment)
     shas = sorted(
         {by_path[path].photo.sha256 for post in posts for path in post.photos} | {u.photo.sha256 for u in set_aside}
     )

@@ -41,10 +41,13 @@ from photopoet.web.regen import Regenerator
 from photopoet.web.safety import (
     UPLOAD_FORMATS,
     UnsafePath,
+    UploadTooLarge,
     check_upload,
     clean_filename,
     is_loopback,
+    read_upload,
     safe_path,
+    too_big,
     within,
 )
 
@@ -241,7 +244,8 @@ def create_app(settings: Settings) -> FastAPI:
         if request.method not in ("GET", "HEAD"):
             origin = request.headers.get("origin")
             if origin and origin != "null":
-                if urlsplit(origin).netloc != request.headers.get("host", ""):
+                o = urlsplit(origin)  # an origin is scheme, host and port: all three must be this app's
+                if o.scheme != request.url.scheme or o.netloc != request.headers.get("host", ""):
                     return page("error.html", request, status=403, message="Requests from other sites are refused.")
             elif origin == "null":
                 return page("error.html", request, status=403, message="Requests from other sites are refused.")
@@ -313,12 +317,32 @@ def create_app(settings: Settings) -> FastAPI:
         except ValueError:
             length = 0
         if length > total:
-            mb = f"{length / 1e6:.0f}"
-            raise UserError(f"The upload is {mb} MB; at most {lim.max_upload_total_mb:g} MB at once.", 413)
+            raise UserError(f"The upload is {too_big(length, lim.max_upload_total_mb)} at once.", 413)
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            raise UserError("Choose one or more photos to upload.")
+        max_bytes = int(lim.max_upload_mb * 1e6)
+        try:  # counted as the bytes arrive: a chunked body (no Content-Length) meets the same limits
+            form, sizes = await read_upload(
+                request.headers,
+                request.stream(),
+                max_total=total,
+                max_file=max_bytes,
+                max_files=lim.max_upload_files,
+            )
+        except UploadTooLarge:
+            raise UserError(
+                f"The upload is over {lim.max_upload_total_mb:g} MB; at most {lim.max_upload_total_mb:g} MB at once.",
+                413,
+            ) from None
+        except ValueError as e:
+            raise UserError(f"The upload was refused: {e}", 413) from None
         try:
-            form = await request.form(max_files=lim.max_upload_files, max_fields=20)
-        except Exception as e:  # starlette: too many files or a malformed body
-            raise UserError(f"The upload was refused: {getattr(e, 'detail', e)}", 413) from None
+            return await _save_upload(request, form, sizes, max_bytes)
+        finally:
+            await form.close()
+
+    async def _save_upload(request: Request, form: Any, sizes: dict[int, int], max_bytes: int) -> Response:
+        lim = s.cfg.serve
         if not hmac.compare_digest(str(form.get("csrf") or ""), s.csrf):
             raise UserError("This form is out of date; reload the page and try again.", 403)
         doc = review_doc()
@@ -335,10 +359,12 @@ def create_app(settings: Settings) -> FastAPI:
         while dest.exists():
             n += 1
             dest = dest.with_name(f"{dest.name.split('~')[0]}~{n}")
-        max_bytes = int(lim.max_upload_mb * 1e6)
         kept, refused, names = 0, [], set()
         for f in files:
             name = f.filename or "photo"
+            if sizes.get(id(f), 0) > max_bytes:  # dropped while it streamed: only its size is known
+                refused.append(f"{Path(name).name}: {too_big(sizes[id(f)], lim.max_upload_mb)}")
+                continue
             data = await f.read(max_bytes + 1)
             try:
                 fmt = check_upload(data, max_bytes)
