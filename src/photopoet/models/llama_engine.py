@@ -19,9 +19,9 @@ sampling with ``top_k`` then ``top_p``, each continuation from its own generator
 prompt's samples depend neither on the other prompts of the call nor on the batch. Tokens that are control or
 markup tokens (``<start_of_image>``, ``<unusedNN>``) are never sampled.
 
-Threads: ``threads=0`` takes the cores that are free when a call starts (other, not niced processes' busy cores from
-/proc/stat, not this process's own earlier work), at least one; llama.cpp's threads spin while they wait, so asking for busy cores makes every
-thread slower (measured in ``benchmarks/write_engine.py``).
+Threads: ``threads=0`` takes the cores that are free when a call starts (other, not niced processes' busy
+cores from /proc/stat, not this process's own earlier work), at least one; llama.cpp's threads spin while they
+wait, so asking for busy cores makes every thread slower (measured in ``benchmarks/write_engine.py``).
 
 Importing this module is cheap; ``llama_cpp`` loads with the first model.
 """
