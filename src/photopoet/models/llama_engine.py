@@ -19,8 +19,8 @@ sampling with ``top_k`` then ``top_p``, each continuation from its own generator
 prompt's samples depend neither on the other prompts of the call nor on the batch. Tokens that are control or
 markup tokens (``<start_of_image>``, ``<unusedNN>``) are never sampled.
 
-Threads: ``threads=0`` takes the cores that are free when a call starts (other, not niced processes' busy
-cores from /proc/stat, not this process's own earlier work), at least one; llama.cpp's threads spin while they
+Threads: ``threads=0`` takes the cores that are free when a call starts (other processes' busy cores from
+/proc/stat, not this process's own earlier work), at least one; llama.cpp's threads spin while they
 wait, so asking for busy cores makes every thread slower (measured in ``benchmarks/write_engine.py``).
 
 Importing this module is cheap; ``llama_cpp`` loads with the first model.
@@ -79,10 +79,11 @@ _LOG_CALLBACK: Any = None
 
 def busy_cores(before: Sequence[int], after: Sequence[int], own_s: float, wall_s: float, hz: int) -> float:
     """Cores kept busy by other processes between two readings of /proc/stat's ``cpu`` line (user, nice, system,
-    idle, iowait, irq, softirq, steal, ... ticks of 1/``hz`` s): busy ticks less the ``nice`` ones (a niced
-    process yields its core to us) less this process's own ``own_s`` CPU seconds, over ``wall_s`` seconds."""
+    idle, iowait, irq, softirq, steal, ... ticks of 1/``hz`` s): busy ticks less this process's own ``own_s`` CPU
+    seconds, over ``wall_s`` seconds. Niced processes count: with the kernel's autogroups (the default on many
+    systems, this one included) a nice 19 job started from another session still takes its fair share of a core."""
     d = [b - a for a, b in zip(before, after, strict=False)]
-    busy = d[0] + sum(d[2:3]) + sum(d[5:8])  # user, system, irq, softirq, steal
+    busy = sum(d[0:3]) + sum(d[5:8])  # user, nice, system, irq, softirq, steal
     return max(0.0, (busy / hz - own_s) / max(wall_s, 1e-6))
 
 
@@ -92,7 +93,7 @@ def _cpu_line() -> list[int]:
 
 
 def _others_busy(sample_s: float = 0.1) -> float | None:
-    """Cores other (not niced) processes keep busy now, sampled over ``sample_s``; None where /proc is absent."""
+    """Cores other processes keep busy now, sampled over ``sample_s``; None where /proc/stat is absent."""
     try:
         a, own_a, t = _cpu_line(), os.times(), time.monotonic()
         time.sleep(sample_s)
@@ -106,8 +107,8 @@ def _others_busy(sample_s: float = 0.1) -> float | None:
 
 def free_cores() -> int:
     """Cores this process may use that other processes are not busy on: the CPUs it is allowed, less the cores
-    other processes keep busy right now (from /proc/stat, not counting niced processes or this process's own
-    earlier work, which the load average would: after a stage that used every core it left one thread);
+    other processes keep busy right now (from /proc/stat, not counting this process's own earlier work, which the
+    load average would: after a stage that used every core it left one thread);
     where /proc/stat is missing, less the 1-minute load average not counting one core for this process; at
     least 1."""
     try:
