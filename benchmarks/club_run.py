@@ -17,9 +17,9 @@ The load average is printed before and after: on a shared machine it says how mu
 
     .venv/bin/python benchmarks/club_run.py [--photos ../shared/club/images] [--runs template,default] [--threads N]
 
-On a machine others share, ``--threads N`` fixes the generator's threads (``models.threads``) instead of taking
-them from the free cores, and ``nice -n -10`` (as root) keeps other work from taking them: the figures then say
-what the run costs on an idle machine.
+``--threads N`` fixes the generator's threads (``models.threads``) instead of taking them from the free cores.
+Other work on the machine slows every stage (and ``nice`` does not shield a run from jobs of other sessions where
+the kernel's autogroups are on): compare figures only from runs whose load averages before and after are low.
 """
 
 from __future__ import annotations
