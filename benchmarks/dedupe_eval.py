@@ -37,7 +37,7 @@ from photopoet.cli_eval import relative_groups
 from photopoet.config import load_config
 from photopoet.evaluation.dedupe_set import EDITS, load_related, make_dedupe_set
 from photopoet.metrics.duplicates import components, duplicate_metrics, tier_confusion
-from photopoet.stages.cull import dedupe_folder
+from photopoet.pipeline import dedupe_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

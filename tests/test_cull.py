@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from photopoet.cache import Cache
 from photopoet.cli import app
 from photopoet.config import CullConfig, load_config
+from photopoet.pipeline import dedupe_folder
 from photopoet.stages import cull as cull_mod
-from photopoet.stages.cull import CullResult, cull, dedupe_folder, knn_pairs
+from photopoet.stages.cull import CullResult, cull, knn_pairs
 from photopoet.stages.ingest import ingest
 from photopoet.stages.understand import ModelSet, understand
 

@@ -141,8 +141,7 @@ def dedupe(
 
     cfg = _load(config)
     from photopoet.cache import CacheError
-    from photopoet.pipeline import RunError
-    from photopoet.stages.cull import dedupe_folder
+    from photopoet.pipeline import RunError, dedupe_folder
 
     try:
         res = dedupe_folder(photos, cfg, progress=not (quiet or as_json))

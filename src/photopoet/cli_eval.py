@@ -64,8 +64,7 @@ def dedupe(
         data = load_truth(truth)
     except ValueError as e:
         _fail(str(e))
-    from photopoet.pipeline import RunError
-    from photopoet.stages.cull import dedupe_folder
+    from photopoet.pipeline import RunError, dedupe_folder
 
     t0 = time.perf_counter()
     try:

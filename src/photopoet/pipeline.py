@@ -20,7 +20,7 @@ from photopoet.executors import prepare as prepare_executor
 from photopoet.fsutil import atomic_write_json, is_within, remove_leftover_tmp
 from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, PostScene, Understood
-from photopoet.stages.cull import cull
+from photopoet.stages.cull import CullResult, cull
 from photopoet.stages.group import group_understood
 from photopoet.stages.ingest import ingest
 from photopoet.stages.plots import report_plots
@@ -260,3 +260,20 @@ def _run_stages(
         warnings=list(ing.warnings),
         generator=writer.__dict__.get("generator"),
     )
+
+
+def dedupe_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True) -> CullResult:
+    """Ingest, understand and cull a folder with the config's cache: what `photopoet dedupe` prints.
+
+    Files that cannot be read are listed in ``unreadable`` with the reason (``photopoet run``: excluded).
+    """
+    photos_dir = Path(photos_dir)
+    check_photo_folder(photos_dir)
+
+    def job(cache: Cache, cache_dir: Path) -> CullResult:
+        ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
+        und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
+        res = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+        return replace(res, unreadable=list(ing.excluded), warnings=list(ing.warnings))
+
+    return with_cache(cfg, job)

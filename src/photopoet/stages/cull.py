@@ -56,7 +56,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from photopoet.cache import Cache
-from photopoet.config import Config, CullConfig
+from photopoet.config import CullConfig
 from photopoet.records import Excluded, Understood
 
 SIGNALS_KIND = "cull-signals:v3"  # per photo: perceptual hash, quality, faces
@@ -111,8 +111,10 @@ class CullResult:
     low_quality: list[LowQuality]  # every photo that fails a quality check (also when in a group)
     photos: list[Understood]  # the input records with verdict / reason / duplicate_of filled in
     culled: frozenset[str] = field(default_factory=frozenset)  # paths left out of posts (config `remove`)
-    unreadable: list[Excluded] = field(default_factory=list)  # dedupe_folder: files it could not read, with why
-    warnings: list[Any] = field(default_factory=list)  # dedupe_folder: ingest's FileWarnings (path, message)
+    unreadable: list[Excluded] = field(
+        default_factory=list
+    )  # pipeline.dedupe_folder: files it could not read, with why
+    warnings: list[Any] = field(default_factory=list)  # pipeline.dedupe_folder: ingest's FileWarnings (path, message)
 
     def kept(self) -> list[int]:
         """Indices into `photos` of the photos that stay in posts."""
@@ -956,24 +958,3 @@ def _complete_linkage(pairs: set[tuple[int, int]], strength: Callable[[int, int]
             seen.add(id(g))
             out.append(sorted(g))
     return out
-
-
-def dedupe_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True) -> CullResult:
-    """Ingest, understand and cull a folder with the config's cache: what `photopoet dedupe` prints.
-
-    Files that cannot be read are listed in ``unreadable`` with the reason (``photopoet run``: excluded).
-    """
-    from photopoet.pipeline import check_photo_folder, with_cache
-    from photopoet.stages.ingest import ingest
-    from photopoet.stages.understand import ModelSet, understand
-
-    photos_dir = Path(photos_dir)
-    check_photo_folder(photos_dir)
-
-    def job(cache: Cache, cache_dir: Path) -> CullResult:
-        ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
-        und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
-        res = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
-        return replace(res, unreadable=list(ing.excluded), warnings=list(ing.warnings))
-
-    return with_cache(cfg, job)
