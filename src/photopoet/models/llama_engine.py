@@ -218,8 +218,6 @@ class LlamaCppLM:
         with self._lock:
             if self._ctx is not None:
                 return
-            import time
-
             t0 = time.perf_counter()
             ll = load_llama_cpp()
             path = self.source
@@ -417,8 +415,6 @@ class LlamaCppLM:
         check_generate_args(prompts, max_new_tokens, temperature, num_return_sequences)
         if not prompts:
             return []
-        import time
-
         self.load()
         with self._lock:
             t0 = time.perf_counter()
