@@ -213,3 +213,17 @@ def test_group_description_comes_first():
     assert r.description == "Boats moored in a small harbour at dawn" and r.score is None
     junk = HaikuWriter(HaikuConfig(candidates=1), generator=ScriptedGenerator(["#x"]), text_encoder=None)
     assert junk.describe([["boat"], ["boat", "dock"]]) == "boat, dock"  # deterministic fallback
+
+
+def test_the_haiku_prompt_carries_the_mood_of_the_scene() -> None:
+    """Posts the classifier names nothing in used to share one prompt ("Photo: a photo") and so one haiku; the
+    light, season and colours of their scenes now tell them apart."""
+    from photopoet.stages.write.haiku import HaikuInput, with_mood
+
+    assert with_mood("a photo", ["night", "winter", "red"]) == "a photo; night, winter, red"
+    assert with_mood("a night concert", ["night", "red"]) == "a night concert; red"  # said once
+    gen = ScriptedGenerator(["\nwarm light on the sill\nthe old cat dreams with one ear\nlistening for birds\n"])
+    w = HaikuWriter(HaikuConfig(candidates=1, rounds=1, describe_groups=False), generator=gen)
+    w.write_many([HaikuInput([[]], mood=("night", "winter")), HaikuInput([[]], mood=("golden hour", "summer"))])
+    photo_lines = [p.rsplit("Photo:", 1)[1].split("\n")[0].strip() for p in gen.prompts]
+    assert photo_lines == ["a photo; night, winter", "a photo; golden hour, summer"]

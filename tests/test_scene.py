@@ -10,7 +10,7 @@ import skimage.data
 from PIL import Image, ImageDraw, ImageFont
 
 from photopoet.cache import Cache
-from photopoet.config import ConfigError, load_config
+from photopoet.config import ConfigError, SceneConfig, load_config
 from photopoet.records import Place, PostScene, Scene, TextLine, Understood
 from photopoet.stages import scene as scene_stage
 from photopoet.stages.appearance import appearance
@@ -49,12 +49,12 @@ def night_photo() -> Image.Image:
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
 
 
-def describe(folder: Path, cache: Cache, **kw) -> dict[str, Scene]:
+def describe(folder: Path, cache: Cache, scene_cfg: SceneConfig | None = None, **kw) -> dict[str, Scene]:
     ing = ingest(folder, CFG.ingest, cache, progress=False)
     photos = [Understood(photo=p) for p in ing.photos]
     look = appearance(ing.photos, cache, progress=False)
     scenes = describe_scenes(
-        photos, CFG.scene, cache, faces=look.faces, face_share=look.face_share, progress=False, **kw
+        photos, scene_cfg or CFG.scene, cache, faces=look.faces, face_share=look.face_share, progress=False, **kw
     )
     return {Path(k).name: v for k, v in scenes.items()}
 
@@ -158,7 +158,9 @@ def test_cached_by_content_hash_and_reader(folder, tmp_path, monkeypatch):
     cache = Cache(tmp_path / "cache.sqlite3")
     reader = FakeReader()
     first = describe(folder, cache, reader=reader)
-    assert reader.calls == 6
+    # only the photos whose statistics say they may be posters are read (scene.ocr_min_score)
+    assert reader.calls == 2
+    assert first["poster.png"].poster_score > 0.5 and first["chelsea.jpg"].poster_score < 0.2
     assert (800, 1000) in reader.sizes  # the original, not the 512 px working copy
     assert first["poster.png"].text_string() == "FRAMES / Vol VII photo walk"
     assert first["poster.png"].kind == "poster" and first["plain.jpg"].text == ()
@@ -168,9 +170,16 @@ def test_cached_by_content_hash_and_reader(folder, tmp_path, monkeypatch):
 
     monkeypatch.setattr(scene_stage, "measure", boom)
     again = describe(folder, cache, reader=reader)
-    assert again == first and reader.calls == 6
+    assert again == first and reader.calls == 2
     # without a reader the cached statistics still serve; no text
     assert describe(folder, cache)["poster.png"].text == ()
+
+
+def test_every_photo_is_read_when_the_bar_is_zero(folder):
+    reader = FakeReader()
+    cfg = SceneConfig(ocr_min_score=0.0)
+    scenes = describe(folder, Cache.memory(), cfg, reader=reader)
+    assert reader.calls == 6 and scenes["poster.png"].text_string() == "FRAMES / Vol VII photo walk"
 
 
 def test_round_trip_and_post_summary(folder):

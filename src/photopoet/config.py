@@ -137,6 +137,10 @@ class SceneConfig(_Section):
     enabled: bool = True
     poster_threshold: float = Field(0.5, gt=0, lt=1, description="poster when the poster model's probability >= this")
     min_text_confidence: float = Field(0.5, ge=0, le=1, description="OCR lines below this confidence are dropped")
+    ocr: bool = Field(True, description="read the text in photos that may be posters (rapidocr, offline)")
+    ocr_min_score: float = Field(
+        0.15, ge=0, le=1, description="read a photo when its statistics give a poster probability of at least this"
+    )
     ocr_size: int = Field(1280, ge=256, le=4096, description="longest side of the image an OCR reader gets, px")
     colours: int = Field(3, ge=1, le=6, description="dominant colours named per photo, at most")
     min_colour_share: float = Field(0.1, ge=0, le=1, description="a colour is named from this share of the frame")

@@ -6,6 +6,7 @@ folder -> ingest -> [Photo] -> understand -> [Understood] -> scene -> [Understoo
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from photopoet.stages.write.template import event_from_folder
 from photopoet.stages.write.texts import TextWriter, write_texts
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class RunError(RuntimeError):
@@ -127,8 +129,30 @@ def check_folders(photos: Path, out: Path) -> None:
         raise RunError(f"{out}: exists and is not a folder")
 
 
+_OCR_WARNED: set[str] = set()
+
+
+def default_reader(cfg: Config) -> ReadsText | None:
+    """The OCR reader a run uses (``scene.ocr``), loaded on its first photo; None when it is off, or when the
+    engine is not installed here (said once, and the scenes go on without text)."""
+    if not cfg.scene.ocr:
+        return None
+    from photopoet.models.ocr import LazyTextReader, ocr_problem
+
+    problem = ocr_problem()
+    if problem is not None:
+        if problem not in _OCR_WARNED:
+            _OCR_WARNED.add(problem)
+            logger.warning("%s; scenes are described without the text in the photos", problem)
+        return None
+    return LazyTextReader(min_confidence=cfg.scene.min_text_confidence)
+
+
 def with_scenes(und: Any, cfg: Config, cache: Cache, *, reader: ReadsText | None = None, progress: bool = True):
-    """`und` (an Understanding) with each photo's scene attached (``Understood.scene``)."""
+    """`und` (an Understanding) with each photo's scene attached (``Understood.scene``). `reader`: the OCR
+    engine; by default the run's (:func:`default_reader`)."""
+    if reader is None:
+        reader = default_reader(cfg)
     scenes = describe_scenes(
         und.photos, cfg.scene, cache, faces=und.faces, face_share=und.face_share, reader=reader, progress=progress
     )

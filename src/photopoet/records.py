@@ -172,6 +172,44 @@ def _most_common(values: list[Any]) -> Any:
 
 
 @dataclass(frozen=True)
+class PosterFacts:
+    """What a post's posters say (stages.write.poster): the event as the poster spells it, and its details."""
+
+    title: str | None = None  # the largest type: "Tasveer"
+    edition: str | None = None  # a year or edition set apart from the title: "2025", "'25"
+    subtitle: str | None = None  # type almost as large: "Fashion Photography Workshop"
+    date: str | None = None
+    time: str | None = None
+    venue: str | None = None
+    deadline: str | None = None
+    words: tuple[str, ...] = ()  # every line read in the post's photos
+
+    def event(self) -> str | None:
+        """ "Tasveer 2025": the title with its edition (None without a title)."""
+        if not self.title:
+            return None
+        if self.edition and self.edition not in self.title:
+            sep = "" if self.edition.startswith("'") else " "
+            return f"{self.title}{sep}{self.edition}"
+        return self.title
+
+    def details(self) -> str:
+        """ "15th Feb | 2pm - 4pm | Mini Auditorium" (empty when the poster gives none)."""
+        return " | ".join(x for x in (self.date, self.time, self.venue) if x)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["words"] = list(self.words)
+        d["event"] = self.event()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PosterFacts:
+        keys = ("title", "edition", "subtitle", "date", "time", "venue", "deadline")
+        return cls(**{k: d.get(k) for k in keys}, words=tuple(d.get("words", [])))
+
+
+@dataclass(frozen=True)
 class PostScene:
     """A post's photos' scenes in one summary: what the report's "what the tool saw" line says."""
 
@@ -184,6 +222,12 @@ class PostScene:
     colours: tuple[str, ...] = ()
     concepts: tuple[str, ...] = ()
     text: tuple[str, ...] = ()  # lines read, posters first
+    poster: PosterFacts | None = None  # what its posters say (the writers fill it in: stages.write.poster)
+
+    def mood(self) -> tuple[str, ...]:
+        """Plain words for the feel of the post: its light, season and colours ("night", "winter", "red")."""
+        light = {"golden hour": "golden hour", "night": "night"}.get(self.light or "")
+        return tuple(w for w in (light, self.season, *self.colours[:2]) if w)
 
     @classmethod
     def of(cls, scenes: list[Scene]) -> PostScene:
@@ -218,6 +262,9 @@ class PostScene:
         if n_photo:
             kinds.append(f"{n_photo} photo{'s' if n_photo > 1 else ''}")
         parts = [", ".join(kinds)]
+        if self.poster is not None and (self.poster.event() or self.poster.details()):
+            said = " · ".join(x for x in (self.poster.event(), self.poster.details()) if x)
+            parts.append(f"poster: {said}")
         if self.people:
             parts.append("1 person" if self.people == 1 else f"up to {self.people} people")
         else:
@@ -247,6 +294,7 @@ class PostScene:
             "colours": list(self.colours),
             "concepts": list(self.concepts),
             "text": list(self.text),
+            "poster": self.poster.to_dict() if self.poster else None,
             "line": self.line(),
         }
 
@@ -263,6 +311,7 @@ class PostScene:
             colours=tuple(d.get("colours", [])),
             concepts=tuple(d.get("concepts", [])),
             text=tuple(d.get("text", [])),
+            poster=PosterFacts.from_dict(d["poster"]) if d.get("poster") else None,
         )
 
 

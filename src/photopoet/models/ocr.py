@@ -65,6 +65,46 @@ def _rapidocr() -> tuple[Any, Path]:
     return rapidocr.RapidOCR, models
 
 
+def reader_id(det_side: int, min_confidence: float) -> str:
+    """The name a reader's results are cached under: engine version, models and settings."""
+    return f"rapidocr-{_version('rapidocr')}:ppocrv6-small:det{int(det_side)}:score{float(min_confidence):g}"
+
+
+def ocr_problem() -> str | None:
+    """Why no reader can be made here (the engine or its bundled models are missing), or None; imports nothing."""
+    import importlib.util
+
+    for mod in ("onnxruntime", "rapidocr"):
+        if importlib.util.find_spec(mod) is None:
+            return f"reading text in photos needs {mod}, which is not installed: pip install {ENGINE_PINS}"
+    spec = importlib.util.find_spec("rapidocr")
+    models = Path(spec.origin).resolve().parent / "models" if spec is not None and spec.origin else None
+    missing = [m for m in (DET_MODEL, CLS_MODEL, REC_MODEL) if models is None or not (models / m).is_file()]
+    if missing:
+        return f"rapidocr's bundled models are missing ({', '.join(missing)}): reinstall {ENGINE_PINS}"
+    return None
+
+
+class LazyTextReader:
+    """A :class:`TextReader` made on the first :meth:`read`: a run whose photos' text is all cached (or that has
+    no photo worth reading) loads no model. Same name, so the same cached results."""
+
+    def __init__(self, det_side: int = DEFAULT_DET_SIDE, min_confidence: float = 0.5, threads: int = 0) -> None:
+        self._args = (int(det_side), float(min_confidence), int(threads))
+        self._reader: TextReader | None = None
+        self._lock = threading.Lock()
+        self.name = reader_id(det_side, min_confidence)
+
+    def __reduce__(self) -> tuple[Any, tuple[int, float, int]]:
+        return (type(self), self._args)
+
+    def read(self, image: Image.Image | np.ndarray) -> list[TextLine]:
+        with self._lock:
+            if self._reader is None:
+                self._reader = TextReader(*self._args)
+        return self._reader.read(image)
+
+
 def _version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
@@ -129,7 +169,7 @@ class TextReader:
         # load the three models now, not on the first photo (RapidOCR loads them lazily)
         self._engine(np.full((64, 64, 3), 255, np.uint8))
         self._threads = int(threads)
-        self.name = f"rapidocr-{_version('rapidocr')}:ppocrv6-small:det{self.det_side}:score{self.min_confidence:g}"
+        self.name = reader_id(self.det_side, self.min_confidence)
 
     def __reduce__(self) -> tuple[Any, tuple[int, float, int]]:
         """Pickled as its settings (for process pools and Ray workers): unpickling loads the models again."""

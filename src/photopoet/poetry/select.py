@@ -478,11 +478,87 @@ def search_lines(
 __all__ = ["PoemIndexError", "PoemWriter", "rerank", "search_lines", "write_poem"]
 
 
+# The mood words of a post's scene (light, season, what its photos show) in the modern Chinese a poem query takes:
+# the things classical poems are about (moon, night, spring, river, mountains, crowds, music), nothing else.
+MOOD_ZH: dict[str, str] = {
+    "night": "夜晚",
+    "golden hour": "夕阳",
+    "spring": "春天",
+    "summer": "夏天",
+    "autumn": "秋天",
+    "winter": "冬天",
+    "crowd": "人群",
+    "mountains": "山",
+    "valley": "山谷",
+    "cliff": "山崖",
+    "volcano": "火山",
+    "lake": "湖水",
+    "coast": "海边",
+    "beach": "海边",
+    "reef": "大海",
+    "dam": "江水",
+    "hot spring": "温泉",
+    "boat": "小船",
+    "kayak": "小船",
+    "boathouse": "小船",
+    "bridge": "桥",
+    "flowers": "花",
+    "greenhouse": "花",
+    "horse": "马",
+    "buffalo": "牛",
+    "cattle": "牛",
+    "sheep": "羊",
+    "candles": "烛光",
+    "tea": "茶",
+    "monastery": "寺庙",
+    "stupa": "寺庙",
+    "church": "钟声",
+    "palace": "宫殿",
+    "castle": "城楼",
+    "tower": "高楼",
+    "lighthouse": "灯火",
+    "stage": "歌舞",
+    "stage lights": "灯火",
+    "microphone": "歌声",
+    "guitar": "琴声",
+    "violin": "琴声",
+    "cello": "琴声",
+    "piano": "琴声",
+    "flute": "笛声",
+    "drums": "鼓声",
+    "umbrella": "雨",
+    "skiing": "雪",
+    "tent": "野营",
+    "train": "远行",
+    "plane": "远行",
+}
+
+
+def mood_query(words: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The poem query for a post's mood words: the modern Chinese of those :data:`MOOD_ZH` knows, joined (None
+    when none is known), and the English words used."""
+    used = [w for w in dict.fromkeys(words) if w in MOOD_ZH]
+    zh = list(dict.fromkeys(MOOD_ZH[w] for w in used))
+    return (" ".join(zh) if zh else None), used
+
+
+def post_mood(post: Any, concepts: Sequence[str]) -> list[str]:
+    """A post's mood words: its scene's light and season, a crowd when six or more faces are in one photo, and
+    the plain concepts of its photos."""
+    scene = getattr(post, "scene", None)
+    words = list(scene.mood()) if scene is not None else []
+    if scene is not None and scene.people >= 6:
+        words.append("crowd")
+    return [*words, *concepts]
+
+
 def write_poems(
     posts: Sequence[Any], und: Any, cfg: Config, cache_dir: Path, text_encoder: TextEncoder | None = None
 ) -> list[Any]:
     """The pipeline's step: a poem for each post from its photos' text-space vectors (``und``: the understand
-    stage's result). Returns new Post records; a post whose poem fails keeps ``poem = None`` (logged)."""
+    stage's result) and the mood words of its scene (:func:`post_mood`, queried in modern Chinese). Returns new
+    Post records, each poem with ``mood_words`` (the English words that shaped the query); a post whose poem
+    fails keeps ``poem = None`` (logged)."""
     from dataclasses import replace
 
     if not cfg.poem.enabled or not posts:
@@ -491,15 +567,20 @@ def write_poems(
     concepts = {u.photo.path: list(u.concepts) for u in und.photos}
     writer = PoemWriter(cfg, cache_dir, text_encoder=text_encoder)
     queries = []
+    moods: list[list[str]] = []
     for post in posts:
         rows = [row[p] for p in post.photos if p in row]
         vecs = und.text_vectors[rows] if rows else None
-        cons = [c for p in post.photos for c in concepts.get(p, [])]
-        queries.append((vecs, None, list(dict.fromkeys(cons))))
+        cons = list(dict.fromkeys(c for p in post.photos for c in concepts.get(p, [])))
+        query, used = mood_query(post_mood(post, cons))
+        queries.append((vecs, query, cons))
+        moods.append(used)
     out = []
-    for post, poem in zip(posts, writer.write_many(queries), strict=True):
+    for post, poem, used in zip(posts, writer.write_many(queries), moods, strict=True):
         if isinstance(poem, Exception):
             logger.warning("post %s: no poem (%s)", post.id, poem)
             poem = None
+        elif used:
+            poem = {**poem, "mood_words": used}
         out.append(replace(post, poem=poem))
     return out

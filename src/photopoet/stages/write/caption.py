@@ -31,11 +31,12 @@ from functools import cached_property
 import numpy as np
 
 from photopoet.config import CaptionConfig
+from photopoet.records import PostScene
 from photopoet.stages.concepts import jargon_in
 from photopoet.stages.write.clean import clean_caption, copied_share
 from photopoet.stages.write.facts import config_words, invented_facts, owner_names, post_sources
 from photopoet.stages.write.style import StyleBank, StyleExample, topic_text
-from photopoet.stages.write.template import hashtags_for, template_caption, with_swipe_hint
+from photopoet.stages.write.template import caption_event, hashtags_for, scene_caption, with_swipe_hint
 
 CAPTION_HEADER = "Instagram captions written by a college photography club for its posts."
 # a caption is one paragraph (clean_caption keeps the first): a blank line ends it, and so does the model starting
@@ -56,9 +57,13 @@ class CaptionInput:
     concepts: tuple[str, ...] = ()  # visual concepts (top ImageNet classes), best first
     n_photos: int = 1
     image_vector: np.ndarray | None = None  # [T] the photos in the text space, L2-normalised
-    # words the scene saw (text read in the photos, place, season): facts a caption may state. The seam for the
-    # scene record: whoever builds it passes its words here; nothing else reads them yet.
+    # words the scene saw (text read in the photos, place, season): facts a caption may state
     scene_words: tuple[str, ...] = ()
+    scene: PostScene | None = None  # what the tool saw in the post's photos, with what its posters say
+
+    def topic_event(self) -> str | None:
+        """The event the caption is about: as the post's poster spells it when one was read."""
+        return caption_event(self.event, self.scene)
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ def caption_prompt(item: CaptionInput, examples: Sequence[StyleExample]) -> str:
     lines = [CAPTION_HEADER, ""]
     for ex in examples:
         lines += [f"Topic: {ex.key()}", f"Caption: {ex.caption}", ""]
-    lines += [f"Topic: {topic_text(item.event, item.labels, item.concepts)}", "Caption:"]
+    lines += [f"Topic: {topic_text(item.topic_event(), item.labels, item.concepts)}", "Caption:"]
     return "\n".join(lines)
 
 
@@ -129,7 +134,7 @@ class CaptionWriter:
     def examples_for(self, item: CaptionInput) -> list[StyleExample]:
         if self.style is None:
             return []
-        return self.style.nearest(topic_text(item.event, item.labels, item.concepts), self.cfg.style_examples)
+        return self.style.nearest(topic_text(item.topic_event(), item.labels, item.concepts), self.cfg.style_examples)
 
     def generate(self, item: CaptionInput) -> list[str]:
         """Cleaned, distinct, non-empty generated captions that copy neither an example nor the topic line
@@ -158,7 +163,7 @@ class CaptionWriter:
         )
         res = []
         for item, ex, raw in zip(items, examples, raws, strict=True):
-            sources = [e.caption for e in ex] + [topic_text(item.event, item.labels, item.concepts)]
+            sources = [e.caption for e in ex] + [topic_text(item.topic_event(), item.labels, item.concepts)]
             facts = self.fact_sources(item)
             out: list[str] = []
             rejected: list[tuple[str, str]] = []
@@ -182,7 +187,7 @@ class CaptionWriter:
             return "duplicate"
         if any(copied_share(c, src) > MAX_COPIED for src in sources):
             return "copies an example or the topic line"  # instead of writing
-        jargon = jargon_in(c, [*sources, *item.labels, *item.concepts, item.event or ""])
+        jargon = jargon_in(c, [*sources, *item.labels, *item.concepts, item.event or "", *item.scene_words])
         if jargon:  # an ImageNet misfire ("dust jacket", "website"), not what the photos show
             return "imagenet jargon: " + ", ".join(jargon)
         invented = invented_facts(c, facts)
@@ -205,8 +210,8 @@ class CaptionWriter:
         self, item: CaptionInput, mode: str, gens: list[str], rejected: list[tuple[str, str]] | None = None
     ) -> CaptionResult:
         rejected = list(rejected or [])
-        tags = hashtags_for(item.labels, item.event, self.cfg)
-        templ = template_caption(item.id, item.labels, item.event, item.n_photos, self.cfg, swipe=False)
+        tags = hashtags_for(item.labels, item.event, self.cfg, item.scene)
+        templ = scene_caption(item.id, item.labels, item.event, item.n_photos, self.cfg, item.scene, swipe=False)
 
         def score(texts: list[str]) -> list[float | None]:
             if self.text_encoder is None:
@@ -231,4 +236,17 @@ class CaptionWriter:
                 with_swipe_hint(templ, item.n_photos, self.cfg), tags, "hybrid:template", ts, cands, rejected
             )
         used = "generative" if mode == "generative" else "hybrid:generative"
+        text = with_poster_details(text, item.scene)
         return CaptionResult(with_swipe_hint(text, item.n_photos, self.cfg), tags, used, s, cands, rejected)
+
+
+def with_poster_details(text: str, scene: PostScene | None) -> str:
+    """A generated caption of a post with a poster, ending with the poster's date, time and venue ("15th Feb |
+    2pm - 4pm | Mini Auditorium") unless it already names its date or venue."""
+    poster = scene.poster if scene is not None else None
+    if poster is None or not poster.details():
+        return text
+    low = text.casefold()
+    if any(x and x.casefold() in low for x in (poster.date, poster.venue)):
+        return text
+    return f"{text.rstrip()} {poster.details()}"

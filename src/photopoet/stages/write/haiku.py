@@ -258,6 +258,14 @@ def scene_for(concepts_per_photo: Sequence[Sequence[str]], labels: Sequence[str]
     return f"{text} ({event})" if event else text
 
 
+def with_mood(scene: str, mood: Sequence[str]) -> str:
+    """The scene line with the mood words it does not hold yet: "a crowd on a stage; night, winter, red"."""
+    extra = [w for w in dict.fromkeys(mood) if w and w.lower() not in scene.lower()]
+    if not extra:
+        return scene
+    return f"{scene}; {', '.join(extra)}"
+
+
 @dataclass(frozen=True)
 class HaikuInput:
     """What a haiku is written from: the concepts of each photo, the post's labels, event and image vector."""
@@ -267,6 +275,7 @@ class HaikuInput:
     event: str | None = None
     image_vector: np.ndarray | None = None
     scene_words: Sequence[str] = ()  # what the scene saw (text read, place, season): facts a haiku may state
+    mood: Sequence[str] = ()  # the light, season and colours of the photos ("night", "winter", "red")
 
 
 # a haiku is three lines: a blank line or the model's next "Photo:" line ends it (parse_candidate stops there too)
@@ -318,7 +327,7 @@ class HaikuWriter:
         """A haiku for each post: the scenes, then every post's candidates, each in one generator call."""
         if not items:
             return []
-        scenes = self.describe_many(items)
+        scenes = [with_mood(s, it.mood) for s, it in zip(self.describe_many(items), items, strict=True)]
         raws: list[list[str]] = [[] for _ in items]
         todo = list(range(len(items))) if self.generator is not None else []
         for r in range(self.cfg.rounds):

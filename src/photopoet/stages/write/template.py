@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from photopoet.config import CaptionConfig
-from photopoet.records import Post, Understood
+from photopoet.records import Post, PostScene, Understood
 
 # Folder names that say where photos are kept, not what they show: never an event ("Highlights from images.")
 GENERIC_FOLDERS = frozenset(
@@ -50,11 +50,20 @@ def _normalise_tag(tag: str) -> str:
     return "#" + body if body else ""
 
 
-def hashtags_for(labels: Sequence[str], event: str | None, cfg: CaptionConfig) -> list[str]:
-    """Base tags, then the event tag, then each label's tags; case-insensitive dedupe, capped."""
+def hashtags_for(
+    labels: Sequence[str], event: str | None, cfg: CaptionConfig, scene: PostScene | None = None
+) -> list[str]:
+    """Base tags, then the event tag, the event its poster names and its city (from the `scene`), then each
+    label's tags; case-insensitive dedupe, capped."""
     raw: list[str] = list(cfg.base_hashtags)
     if event:
         raw.append(_event_tag(event))
+    if scene is not None:
+        read = scene.poster.event() if scene.poster is not None else None
+        if read:
+            raw.append(_event_tag(read))
+        if scene.place is not None and scene.place.city:
+            raw.append(_event_tag(scene.place.city))
     for label in labels:
         raw.extend(cfg.label_hashtags.get(label, []))
     out: list[str] = []
@@ -110,6 +119,56 @@ def template_caption(
     return with_swipe_hint(text, n_photos, cfg) if swipe else text
 
 
+def caption_event(event: str | None, scene: PostScene | None) -> str | None:
+    """The event a caption names: as the post's poster spells it ("Tasveer 2025: Photography Workshop") when
+    one was read, else `event` (the folder's or the user's)."""
+    if scene is not None and scene.poster is not None and scene.poster.event():
+        read = scene.poster.event() or ""
+        sub = scene.poster.subtitle
+        return f"{read}: {sub}" if sub and sub.casefold() not in read.casefold() else read
+    return event
+
+
+def scene_clause(scene: PostScene | None) -> str:
+    """What the photographs show beyond their labels, as a short sentence: "After dark in Guwahati." ("" when
+    the scene knows neither the light nor the place; posters-only posts get none)."""
+    if scene is None or scene.posters >= scene.photos:
+        return ""
+    when = {"night": "after dark", "golden hour": "in the golden hour"}.get(scene.light or "")
+    where = f"in {scene.place.city}" if scene.place is not None and scene.place.city else None
+    text = " ".join(x for x in (when, where) if x)
+    return (text[:1].upper() + text[1:] + ".") if text else ""
+
+
+def scene_caption(
+    post_id: str,
+    labels: Sequence[str],
+    event: str | None,
+    n_photos: int,
+    cfg: CaptionConfig,
+    scene: PostScene | None,
+    *,
+    swipe: bool = True,
+) -> str:
+    """The template caption with what the scene saw: a post with a poster names the event as the poster spells
+    it and its date, time and venue ("Tasveer 2025: Fashion Photography Workshop. 15th Feb | 2pm - 4pm | Mini
+    Auditorium."); a post of photographs says when and where when the scene knows ("... After dark in
+    Guwahati."). Without a scene, :func:`template_caption`."""
+    poster = scene.poster if scene is not None else None
+    if poster is not None and poster.event():
+        head = (caption_event(event, scene) or "").rstrip(".") + "."
+        details = poster.details()
+        text = f"{head} {details}." if details else head
+        if scene is not None and scene.photos > scene.posters and labels:
+            text += " " + ", ".join(labels[:3]).capitalize() + "."
+    else:
+        text = template_caption(post_id, labels, event, n_photos, cfg, swipe=False)
+        clause = scene_clause(scene)
+        if clause:
+            text = f"{text} {clause}"
+    return with_swipe_hint(text, n_photos, cfg) if swipe else text
+
+
 def write_templates(
     posts: Sequence[Post], by_path: dict[str, Understood], event: str | None, cfg: CaptionConfig
 ) -> list[Post]:
@@ -122,8 +181,8 @@ def write_templates(
                 id=p.id,
                 photos=list(p.photos),
                 cover=p.cover,
-                caption=template_caption(p.id, labels, event, len(p.photos), cfg),
-                hashtags=hashtags_for(labels, event, cfg),
+                caption=scene_caption(p.id, labels, event, len(p.photos), cfg, p.scene),
+                hashtags=hashtags_for(labels, event, cfg, p.scene),
                 haiku=p.haiku,
                 poem=p.poem,
                 scores=dict(p.scores),

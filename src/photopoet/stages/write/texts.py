@@ -23,9 +23,10 @@ from tqdm import tqdm
 from photopoet.cache import Cache
 from photopoet.config import CaptionConfig, Config
 from photopoet.models.adapter import AdapterError, adapter_digest, adapter_meta
-from photopoet.records import Post, Understood
+from photopoet.records import Post, PostScene, Understood
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter
 from photopoet.stages.write.haiku import HaikuInput, HaikuWriter
+from photopoet.stages.write.poster import brand_lines, poster_facts
 from photopoet.stages.write.style import StyleBank, StyleFileError
 from photopoet.stages.write.template import write_templates
 
@@ -129,6 +130,35 @@ def post_concepts(concepts_per_photo: Sequence[Sequence[str]], k: int = 4) -> li
     return sorted(count, key=lambda c: (-count[c], best[c], c))[:k]
 
 
+def with_poster_facts(
+    posts: Sequence[Post], by_path: Mapping[str, Understood], brand: Sequence[str] = ()
+) -> list[Post]:
+    """Each post whose photos' scenes hold text, with what its posters say in ``Post.scene.poster``. Lines on
+    most of the run's posters (the owner's logo, sponsors) and the `brand` names never make a title."""
+    scenes = [[s for x in p.photos if x in by_path and (s := by_path[x].scene) is not None] for p in posts]
+    names = [*brand, *brand_lines(scenes)]
+    out = []
+    for p, sc in zip(posts, scenes, strict=True):
+        facts = poster_facts(sc, names) if sc else None
+        if facts is not None and p.scene is not None:
+            p = replace(p, scene=replace(p.scene, poster=facts))
+        out.append(p)
+    return out
+
+
+def scene_words(scene: PostScene | None) -> tuple[str, ...]:
+    """The facts the scene holds that a text may state: the text read, the place, season and light."""
+    if scene is None:
+        return ()
+    words = list(scene.text)
+    if scene.poster is not None:
+        words += [*scene.poster.words, scene.poster.event() or ""]
+    if scene.place is not None:
+        words += [scene.place.city, scene.place.region or "", scene.place.country]
+    words += [w for w in (scene.season, scene.light) if w]
+    return tuple(w for w in dict.fromkeys(words) if w)
+
+
 WRITE_BATCH = 8  # posts whose captions (and haiku) are generated in one call: 32 haiku decoded together
 
 
@@ -154,6 +184,8 @@ def write_texts(
     has not written yet."""
     spent = timings if timings is not None else {}
     t0 = time.perf_counter()
+    brand = [*cfg.caption.known_facts, *(writer.captions.owner_words if cfg.caption.mode != "template" else [])]
+    posts = with_poster_facts(posts, by_path, brand)
     base = write_templates(posts, by_path, event, cfg.caption)
     out: list[Post | None] = [None] * len(base)
     keys = [_texts_key(p, by_path, event, cfg) for p in base]
@@ -203,6 +235,8 @@ def _write_batch(
             concepts=tuple(post_concepts(pp)),
             n_photos=len(p.photos),
             image_vector=v,
+            scene_words=scene_words(p.scene),
+            scene=p.scene,
         )
         for p, pp, v in zip(posts, per_photo, vecs, strict=True)
     ]
@@ -210,7 +244,10 @@ def _write_batch(
     t = time.perf_counter()
     haikus = (
         writer.haiku.write_many(
-            [HaikuInput(pp, p.labels, event, v) for p, pp, v in zip(posts, per_photo, vecs, strict=True)]
+            [
+                HaikuInput(pp, p.labels, event, v, scene_words(p.scene), p.scene.mood() if p.scene is not None else ())
+                for p, pp, v in zip(posts, per_photo, vecs, strict=True)
+            ]
         )
         if cfg.haiku.enabled
         else [None] * len(posts)
@@ -242,7 +279,7 @@ def _log_rejections(posts: Sequence[Post], caps: Sequence, haikus: Sequence) -> 
             logger.info("post %s: generated texts rejected: %s", p.id, ", ".join(f"{k} x{n}" for k, n in why.items()))
 
 
-TEXTS_KIND = "post-texts:v1"  # per post: caption, hashtags, haiku, caption mode and their scores
+TEXTS_KIND = "post-texts:v2"  # per post: caption, hashtags, haiku, caption mode and their scores
 
 
 def _texts_key(p: Post, by_path: Mapping[str, Understood], event: str | None, cfg: Config) -> str:
@@ -251,6 +288,7 @@ def _texts_key(p: Post, by_path: Mapping[str, Understood], event: str | None, cf
         "concepts": [list(by_path[x].concepts) for x in p.photos],  # the words the writers are given
         "event": event,
         "labels": list(p.labels),
+        "scene": p.scene.to_dict() if p.scene is not None else None,  # what the writers are told it shows
         "caption": cfg.caption.model_dump(mode="json"),
         "haiku": cfg.haiku.model_dump(mode="json"),
         "models": cfg.models.model_dump(mode="json"),
