@@ -23,6 +23,13 @@ photos): what the product writes with; ``data``, the first three of the club's o
 never produces; the figures before this option existed were made that way). The event is the club's own, as a
 run on a folder named after the event would have it.
 
+Scene (``--scene on``, the default): every mode is run twice, as before (no scene: the writers of the session
+before the scene reached them) and "+ scene": the photos' scenes as ``photopoet run`` describes them (the shipped
+OCR reads the photos whose statistics may be posters; ``pipeline.with_scenes``), summed up per post, with what
+its posters say (``texts.with_poster_facts``: lines on most of the feed's posters and the style file's recurring
+names brand them, never a title). ``--scene off`` runs only the first. The per-post file holds both, for
+``compare_captions.py OUT OUT --mode-a template --mode-b "hybrid + scene"``.
+
 With ``--adapter DIR`` (a style adapter from ``photopoet train style``, trained on the same train split) the
 generative and hybrid modes are run again with the adapter on the generator and as many style examples as the
 adapter was trained with (none by default): the "before" and "after" rows of one table. ``--no-base`` skips the
@@ -30,7 +37,7 @@ generative and hybrid rows without the adapter (the template row is always there
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python benchmarks/caption_eval.py [--club ../shared/club] [--limit N] [--out out/caption_eval.jsonl]
-        [--adapter OUT/best] [--no-base] [--labels run|data]
+        [--adapter OUT/best] [--no-base] [--labels run|data] [--scene on|off] [--set cache.dir=DIR]
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import argparse
 import hashlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,15 +55,29 @@ from tqdm import tqdm
 from photopoet.config import load_config
 from photopoet.evaluation.grouping import understand_folder
 from photopoet.fsutil import atomic_write_text
+from photopoet.pipeline import post_scenes, with_cache, with_scenes
+from photopoet.records import Post, Understood
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter, agreement
 from photopoet.stages.write.clean import clean_caption
+from photopoet.stages.write.facts import owner_names
 from photopoet.stages.write.style import StyleBank, example_from_record
 from photopoet.stages.write.template import post_labels
-from photopoet.stages.write.texts import mean_vector, post_concepts
+from photopoet.stages.write.texts import mean_vector, post_concepts, scene_words, with_poster_facts
 
 
 def is_test(post_id: str) -> bool:
     return int(hashlib.sha1(post_id.encode()).hexdigest()[0], 16) < 4
+
+
+def by_path_of(und) -> dict[str, Understood]:
+    return {u.photo.path: u for u in und.photos}
+
+
+def scene_of(members: list[Understood], post_id: str) -> Post:
+    """The club post as a run's Post record with its photos' scene summary (no scene: ``scene`` None)."""
+    paths = [u.photo.path for u in members]
+    post = Post(post_id, paths, paths[0])
+    return post_scenes([post], {u.photo.path: u for u in members})[0]
 
 
 def reference(caption: str) -> str:
@@ -121,6 +143,7 @@ def main() -> None:
     ap.add_argument(
         "--labels", choices=["run", "data"], default="run", help="labels: as `photopoet run` makes them, or the club's"
     )
+    ap.add_argument("--scene", choices=["on", "off"], default="on", help="also write every mode with the scene")
     ap.add_argument(
         "--set",
         action="append",
@@ -137,6 +160,8 @@ def main() -> None:
     print(f"engine: {cfg.models.engine}, settings: {args.set or 'defaults'}")
     cache_dir = cfg.cache.resolved_dir()
     _, und = understand_folder(args.club / "images", cfg, progress=True)
+    if args.scene == "on":
+        und = with_cache(cfg, lambda cache, _: with_scenes(und, cfg, cache, progress=True))
     idx = {Path(u.photo.path).name: i for i, u in enumerate(und.photos)}
     from photopoet.models import create_generator, create_text_encoder
 
@@ -154,6 +179,7 @@ def main() -> None:
                 "n": len(members),
                 "labels": post_labels([und.photos[i] for i in members]),
                 "ref": reference(d["caption"]),
+                "scene": scene_of([und.photos[i] for i in members], d["post_id"]),
             }
         )
     train = [r for r in rows if not is_test(r["post"]["post_id"]) and r["ref"]]
@@ -176,6 +202,11 @@ def main() -> None:
 
     # --- captions on the test split
     style = StyleBank([e for e in (example_from_record(r["post"]) for r in train) if e is not None], txt)
+    if args.scene == "on":  # what the posters say, branded as a run over the whole feed would brand them
+        brand = [*cfg.caption.known_facts, *owner_names([e.caption for e in style.examples])]
+        with_facts = with_poster_facts([r["scene"] for r in rows], by_path_of(und), brand)
+        for r, post in zip(rows, with_facts, strict=True):
+            r["scene"] = post
     gen = MemoGenerator(create_generator(cfg.models, cache_dir))
     gen.generate(["Hello"], max_new_tokens=1)  # load outside the timing
     gen.seconds = 0.0
@@ -196,6 +227,8 @@ def main() -> None:
         runs += [("generative + adapter", awriter, "generative"), ("hybrid + adapter", awriter, "hybrid")]
         trained = adapter_meta(args.adapter).get("labels", "data")
         print(f"adapter: {args.adapter} ({n_ex} style examples in its prompts, trained with {trained} labels)")
+    if args.scene == "on":
+        runs += [(f"{name} + scene", w, mode) for name, w, mode in runs]
     outs: dict[str, list] = {name: [] for name, _, _ in runs}
     lines = []
     for r in tqdm(test, desc="captions", unit="post"):
@@ -209,8 +242,12 @@ def main() -> None:
             image_vector=r["vec"],
         )
         rec = {"post_id": d["post_id"], "reference": r["ref"]}
+        sc = r["scene"].scene if r.get("scene") is not None else None
+        if sc is not None:
+            rec["scene"] = sc.to_dict()
+        seen = replace(item, scene=sc, scene_words=scene_words(sc))
         for name, w, mode in runs:
-            res = w.write(item, mode=mode)
+            res = w.write(seen if name.endswith("+ scene") else item, mode=mode)
             text = res.caption
             if ccfg.swipe_hint and r["n"] > 1 and text.endswith(ccfg.swipe_text):
                 text = text[: -len(ccfg.swipe_text)].rstrip()

@@ -87,7 +87,9 @@ def test_text_in_a_photograph_is_a_source_of_facts_but_never_a_title() -> None:
     assert poster_facts([scene([], kind="photo")]) is None
 
 
-def test_a_subtitle_is_near_the_title_read_with_confidence_and_a_year_joins_the_nearer() -> None:
+def test_a_year_makes_the_block_beside_it_the_title_and_the_largest_type_the_subtitle() -> None:
+    """As on the club's Tasveer posters: the festival's logo ("TASVEER" over "2025") is small, what the poster
+    announces is large."""
     lines = [
         line("TRAVEL PARTNER", 0.2, 0.1),
         line("TASVEER", 0.33, 0.06),
@@ -95,7 +97,12 @@ def test_a_subtitle_is_near_the_title_read_with_confidence_and_a_year_joins_the_
         line("Bharat ka Travel App", 0.9, 0.05),  # far below: not a subtitle
     ]
     f = poster_facts([scene(lines)])
-    assert f is not None and (f.title, f.subtitle, f.edition) == ("Travel Partner", "Tasveer 2025", None)
+    assert f is not None and (f.title, f.edition, f.subtitle) == ("Tasveer", "2025", "Travel Partner")
+    assert f.headlines == ("Bharat ka Travel App",)
+    chhavi = [line("Chhavi", 0.05, 0.095), line("Weekly Theme Based Photography Challenge", 0.14, 0.026)]
+    g = poster_facts([scene([*chhavi, line("Patterns", 0.49, 0.097)])])
+    assert g is not None and (g.title, g.subtitle) == ("Chhavi", "Patterns")  # series over theme, as large
+    assert g.headlines == ("Weekly Theme Based Photography Challenge",)
     blurred = [line("Outgoing TEAM", 0.2, 0.1), TextLine("Umiai", 0.6, (0.1, 0.32, 0.4, 0.38))]
     g = poster_facts([scene(blurred)])
     assert g is not None and g.subtitle is None
@@ -121,8 +128,11 @@ def test_a_poster_posts_caption_names_the_event_as_read_with_its_details_and_tag
     place = Place("Guwahati", "Assam", "India", "IN", 3.0)
     sc = _post_scene(f, photos=1, posters=1, place=place)
     cfg = CaptionConfig()
-    text = scene_caption("p1", ["stage"], "images 2025", 1, cfg, sc)
+    text = scene_caption("p1", ["stage"], None, 1, cfg, sc)
     assert text == "Tasveer 2025: Fashion Photography Workshop. 15TH Feb | 2pm - 4pm | Mini Auditorium."
+    assert scene_caption("p1", [], "Tasveer 2025", 1, cfg, sc) == text  # the folder's event said once
+    other = scene_caption("p1", [], "Spring week", 1, cfg, sc)
+    assert other.startswith("Spring week \u2014 Tasveer 2025: Fashion Photography Workshop.")
     tags = hashtags_for([], "Club Events", cfg, sc)
     assert "#Tasveer2025" in tags and "#Guwahati" in tags and "#ClubEvents" in tags
 
@@ -168,7 +178,7 @@ def test_the_generator_is_told_the_event_as_the_poster_spells_it() -> None:
     sc = _post_scene(poster_facts([scene(WORKSHOP)], brand=["Montage"]), photos=1)
     gen = _Gen(" Learn studio lighting and styling at Tasveer 2025!")
     w = CaptionWriter(CaptionConfig(mode="generative"), generator=gen)
-    item = CaptionInput(id="p", event="images", scene=sc, scene_words=scene_words(sc))
+    item = CaptionInput(id="p", event=None, scene=sc, scene_words=scene_words(sc))
     res = w.write(item)
     assert "Topic: Tasveer 2025: Fashion Photography Workshop" in gen.prompts[0]
     assert res.mode == "generative", res.rejected

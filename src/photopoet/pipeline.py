@@ -148,15 +148,32 @@ def default_reader(cfg: Config) -> ReadsText | None:
     return LazyTextReader(min_confidence=cfg.scene.min_text_confidence)
 
 
-def with_scenes(und: Any, cfg: Config, cache: Cache, *, reader: ReadsText | None = None, progress: bool = True):
+def with_scenes(
+    und: Any,
+    cfg: Config,
+    cache: Cache,
+    *,
+    reader: ReadsText | None = None,
+    progress: bool = True,
+    keep_labels: bool = False,
+):
     """`und` (an Understanding) with each photo's scene attached (``Understood.scene``). `reader`: the OCR
-    engine; by default the run's (:func:`default_reader`)."""
+    engine; by default the run's (:func:`default_reader`). A photo whose scene is a poster keeps only the labels
+    in ``scene.poster_labels`` (a poster is not "food"), unless `keep_labels`."""
     if reader is None:
         reader = default_reader(cfg)
     scenes = describe_scenes(
         und.photos, cfg.scene, cache, faces=und.faces, face_share=und.face_share, reader=reader, progress=progress
     )
-    return replace(und, photos=[replace(u, scene=scenes.get(u.photo.path)) for u in und.photos])
+    keep = set(cfg.scene.poster_labels)
+    out = []
+    for u in und.photos:
+        sc = scenes.get(u.photo.path)
+        labels = u.labels
+        if sc is not None and sc.kind == "poster" and not keep_labels:
+            labels = tuple(lb for lb in u.labels if lb.name in keep)
+        out.append(replace(u, scene=sc, labels=labels))
+    return replace(und, photos=out)
 
 
 def post_scenes(posts: list[Post], by_path: dict[str, Understood]) -> list[Post]:

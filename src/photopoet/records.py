@@ -177,7 +177,8 @@ class PosterFacts:
 
     title: str | None = None  # the largest type: "Tasveer"
     edition: str | None = None  # a year or edition set apart from the title: "2025", "'25"
-    subtitle: str | None = None  # type almost as large: "Fashion Photography Workshop"
+    subtitle: str | None = None  # the largest type when a logo holds the title, or type beside it: "Photo Walk"
+    headlines: tuple[str, ...] = ()  # other prominent lines: "Weekly Theme Based Photography Challenge"
     date: str | None = None
     time: str | None = None
     venue: str | None = None
@@ -200,13 +201,16 @@ class PosterFacts:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["words"] = list(self.words)
+        d["headlines"] = list(self.headlines)
         d["event"] = self.event()
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PosterFacts:
         keys = ("title", "edition", "subtitle", "date", "time", "venue", "deadline")
-        return cls(**{k: d.get(k) for k in keys}, words=tuple(d.get("words", [])))
+        return cls(
+            **{k: d.get(k) for k in keys}, headlines=tuple(d.get("headlines", [])), words=tuple(d.get("words", []))
+        )
 
 
 @dataclass(frozen=True)

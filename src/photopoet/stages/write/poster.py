@@ -59,7 +59,11 @@ BOILERPLATE = frozenset(
 )
 
 
+_LONG_BOILERPLATE = ("follow us", "scan to", "register at", "submit at", "contact us", "powered by", "in association")
+
+
 def _norm(s: str) -> str:
+    """Lower case, punctuation as spaces, single spaces."""
     return " ".join(re.sub(r"[^\w\s]", " ", s.casefold()).split())
 
 
@@ -75,7 +79,8 @@ def _font(line: TextLine) -> float:
 def nice_case(text: str) -> str:
     """ALL-CAPS words of five letters or more in title case ("TASVEER" -> "Tasveer"); acronyms and mixed case
     stay ("IIT", "NEXUS 24" -> "Nexus 24", "EaseMyTrip")."""
-    return re.sub(r"\b[A-Z]{5,}\b", lambda m: m.group(0).capitalize(), " ".join(text.split()))
+    text = " ".join(text.split()).strip("_-–—|·•*~ ")
+    return re.sub(r"\b[A-Z]{5,}\b", lambda m: m.group(0).capitalize(), text)
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,8 @@ def _kind(text: str, brand: set[str]) -> str:
         return "time"
     letters = sum(c.isalpha() for c in t)
     if letters < 3 or _PHONE.search(t) or _LINK.search(t) or n in BOILERPLATE or n in brand:
+        return "junk"
+    if any(n.startswith(b + " ") for b in _LONG_BOILERPLATE):  # "Follow us at ..."
         return "junk"
     if sum(c.isdigit() for c in t) > letters or _COUNTDOWN.match(t):
         return "junk"
@@ -192,41 +199,88 @@ def _vgap(a: _Block, top: float, bottom: float) -> float:
     return max(0.0, top - a.bottom, a.top - bottom)
 
 
-def _read_poster(lines: Sequence[TextLine], brand: set[str]) -> tuple[str | None, str | None, str | None]:
-    """(title, subtitle, edition) of one poster: the largest block of words; the block of words beside it
-    (within two title heights) in type at least a third as large, read with confidence; a year line joins
-    the nearer of the two."""
-    words = [t for t in lines if _kind(t.text, brand) == "words" and t.confidence >= TITLE_MIN_CONFIDENCE]
+def _contacts(lines: Sequence[TextLine]) -> set[int]:
+    """Indexes of the lines of a contact: a phone number and the name right above, below or beside it."""
+    out: set[int] = set()
+    phones = [t for t in lines if _PHONE.search(t.text)]
+    for i, t in enumerate(lines):
+        h = max(t.box[3] - t.box[1], 1e-6)
+        for ph in phones:
+            near = max(0.0, ph.box[1] - t.box[3], t.box[1] - ph.box[3]) <= 1.5 * h
+            across = min(t.box[2], ph.box[2]) - max(t.box[0], ph.box[0]) > 0 or abs(t.box[1] - ph.box[1]) < h
+            if near and across:
+                out.add(i)
+    return out
+
+
+def _read_poster(lines: Sequence[TextLine], brand: set[str]) -> _Read:
+    """Title, subtitle, edition and headlines of one poster.
+
+    * A year set apart ("2025") belongs to the block of words nearest to it: that block (often the festival's
+      logo, "TASVEER") is the title and the year its edition, and the largest type becomes the subtitle.
+    * Otherwise the largest type is the title; when another block is almost as large (a series name over a
+      theme: "Chhavi" and "Patterns") the upper one is the title and the lower the subtitle; else a block
+      beside the title (within two title heights, type at least a third as large) is the subtitle.
+    * Headlines: other confident lines of two or more words in type at least a fifth of the title's (contacts,
+      venues and dangling fragments left out), largest first."""
+    contacts = _contacts(lines)
+    words = [
+        t
+        for i, t in enumerate(lines)
+        if i not in contacts and _kind(t.text, brand) == "words" and t.confidence >= TITLE_MIN_CONFIDENCE
+    ]
     if not words:
-        return None, None, None
+        return _Read()
     blocks = sorted(_blocks(words), key=lambda b: -b.font)
     head = blocks[0]
-    title, edition = head.text, None
-    m = _TITLE_YEAR.match(title)
-    if m:  # TASVEER'25
-        title, edition = m.group(1), "'" + m.group(2)
-    sub = None
-    for b in blocks[1:]:
-        if (
-            b.font >= 0.35 * head.font
-            and _vgap(b, head.top, head.bottom) <= 2.0 * head.font
-            and b.confidence >= SUBTITLE_MIN_CONFIDENCE
-            and _norm(b.text) != _norm(title)
-            and not _DANGLING.search(b.text.strip())
-            and not VENUE_WORDS.search(b.text)
-        ):
-            sub = b
-            break
-    subtitle = sub.text if sub is not None else None
+
+    def fits(b: _Block) -> bool:
+        t = b.text.strip()
+        return b.confidence >= SUBTITLE_MIN_CONFIDENCE and not _DANGLING.search(t) and not VENUE_WORDS.search(t)
+
     years = [t for t in lines if _kind(t.text, brand) == "year"]
-    if years and edition is None:
+    title_b, sub_b, edition = head, None, None
+    m = _TITLE_YEAR.match(head.text)
+    if m:  # TASVEER'25
+        edition = "'" + m.group(2)
+    elif years:
         y = years[0]
-        to_title = _vgap(head, y.box[1], y.box[3])
-        if sub is not None and _vgap(sub, y.box[1], y.box[3]) < to_title and subtitle and y.text not in subtitle:
-            subtitle = f"{subtitle} {y.text.strip()}"  # "Travel Partner" / "Tasveer" over "2025"
-        elif y.text.strip() not in title:
+        holder = min(blocks, key=lambda b: (_vgap(b, y.box[1], y.box[3]), -b.font))
+        if _vgap(holder, y.box[1], y.box[3]) <= 2.0 * max(y.box[3] - y.box[1], 1e-6):
             edition = y.text.strip()
-    return title, subtitle, edition
+            if holder is not head:
+                title_b, sub_b = holder, head
+    if sub_b is None:
+        peers = [b for b in blocks[1:] if b.font >= 0.8 * head.font and fits(b)]
+        if peers and edition is None:
+            first, second = sorted([head, peers[0]], key=lambda b: b.top)
+            title_b, sub_b = first, second
+        else:
+            near = [
+                b
+                for b in blocks[1:]
+                if b.font >= 0.35 * head.font and _vgap(b, head.top, head.bottom) <= 2.0 * head.font and fits(b)
+            ]
+            sub_b = near[0] if near else None
+    title = title_b.text
+    if m:
+        title = m.group(1)
+    used = {id(title_b), id(sub_b)}
+    heads = [
+        b.text
+        for b in blocks
+        if id(b) not in used and b.font >= 0.2 * head.font and len(b.text.split()) >= 2 and fits(b)
+    ]
+    subtitle = sub_b.text if sub_b is not None and _norm(sub_b.text) != _norm(title) else None
+    return _Read(title, subtitle, edition, tuple(heads[:2]))
+
+
+@dataclass(frozen=True)
+class _Read:
+    title: str | None = None
+    subtitle: str | None = None
+    edition: str | None = None
+    headlines: tuple[str, ...] = ()
 
 
 def poster_facts(scenes: Sequence[Scene], brand: Iterable[str] = ()) -> PosterFacts | None:
@@ -241,7 +295,7 @@ def poster_facts(scenes: Sequence[Scene], brand: Iterable[str] = ()) -> PosterFa
     photos = [s for s in scenes if s.kind == "photo" and s.text]
     if not posters and not photos:
         return None
-    title = subtitle = edition = None
+    read = _Read()
     fields: dict[str, str] = {}
     dates: list[str] = []
     times: list[str] = []
@@ -258,8 +312,9 @@ def poster_facts(scenes: Sequence[Scene], brand: Iterable[str] = ()) -> PosterFa
                 times += [m.group(0).strip() for m in TIME.finditer(t.text)]
             if kind == "words" and is_poster and VENUE_WORDS.search(t.text) and "(" not in t.text:
                 venues.append(" ".join(t.text.split()))
-        if title is None and is_poster:
-            title, subtitle, edition = _read_poster(lines, brand_n)
+        if read.title is None and is_poster:
+            read = _read_poster(lines, brand_n)
+    title, subtitle = read.title, read.subtitle
     if title is None and not fields and not dates and not times:
         return PosterFacts(words=_words(scenes))
     date = fields.get("date") or next(iter(dates), None)
@@ -271,8 +326,9 @@ def poster_facts(scenes: Sequence[Scene], brand: Iterable[str] = ()) -> PosterFa
         venue = None
     return PosterFacts(
         title=nice_case(title) if title else None,
-        edition=edition,
+        edition=read.edition,
         subtitle=nice_case(subtitle) if subtitle else None,
+        headlines=tuple(nice_case(h) for h in read.headlines),
         date=date,
         time=time,
         venue=nice_case(venue) if venue else None,

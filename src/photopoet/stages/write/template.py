@@ -119,14 +119,23 @@ def template_caption(
     return with_swipe_hint(text, n_photos, cfg) if swipe else text
 
 
+def _n(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
 def caption_event(event: str | None, scene: PostScene | None) -> str | None:
-    """The event a caption names: as the post's poster spells it ("Tasveer 2025: Photography Workshop") when
-    one was read, else `event` (the folder's or the user's)."""
-    if scene is not None and scene.poster is not None and scene.poster.event():
-        read = scene.poster.event() or ""
-        sub = scene.poster.subtitle
-        return f"{read}: {sub}" if sub and sub.casefold() not in read.casefold() else read
-    return event
+    """The event a caption names. With a poster read: as the poster spells it, with what it is about
+    ("Tasveer 2025: Photography Competition, Prizes Worth 30k"), after the folder's or user's `event` when that
+    says something else ("Spring week — Tasveer 2025: ..."). Without one: `event`."""
+    poster = scene.poster if scene is not None else None
+    read = poster.event() if poster is not None else None
+    if poster is None or not read:
+        return event
+    rest = [x for x in (poster.subtitle, *poster.headlines[:1]) if x and _n(x) not in _n(read)]
+    text = f"{read}: {', '.join(rest)}" if rest else read
+    if event and _n(event) not in _n(text) and _n(read) not in _n(event):
+        text = f"{' '.join(event.split())} \u2014 {text}"
+    return text
 
 
 def scene_clause(scene: PostScene | None) -> str:
