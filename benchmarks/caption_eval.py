@@ -59,7 +59,6 @@ from photopoet.pipeline import post_scenes, with_cache, with_scenes
 from photopoet.records import Post, Understood
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter, agreement
 from photopoet.stages.write.clean import clean_caption
-from photopoet.stages.write.facts import owner_names
 from photopoet.stages.write.style import StyleBank, example_from_record
 from photopoet.stages.write.template import post_labels
 from photopoet.stages.write.texts import mean_vector, post_concepts, scene_words, with_poster_facts
@@ -160,6 +159,7 @@ def main() -> None:
     print(f"engine: {cfg.models.engine}, settings: {args.set or 'defaults'}")
     cache_dir = cfg.cache.resolved_dir()
     _, und = understand_folder(args.club / "images", cfg, progress=True)
+    labels_before = {u.photo.path: u.labels for u in und.photos}  # before the scene: a poster keeps its labels
     if args.scene == "on":
         und = with_cache(cfg, lambda cache, _: with_scenes(und, cfg, cache, progress=True))
     idx = {Path(u.photo.path).name: i for i, u in enumerate(und.photos)}
@@ -178,6 +178,9 @@ def main() -> None:
                 "concepts": post_concepts([list(und.photos[i].concepts) for i in members]),
                 "n": len(members),
                 "labels": post_labels([und.photos[i] for i in members]),
+                "labels_before": post_labels(
+                    [replace(und.photos[i], labels=labels_before[und.photos[i].photo.path]) for i in members]
+                ),
                 "ref": reference(d["caption"]),
                 "scene": scene_of([und.photos[i] for i in members], d["post_id"]),
             }
@@ -203,8 +206,7 @@ def main() -> None:
     # --- captions on the test split
     style = StyleBank([e for e in (example_from_record(r["post"]) for r in train) if e is not None], txt)
     if args.scene == "on":  # what the posters say, branded as a run over the whole feed would brand them
-        brand = [*cfg.caption.known_facts, *owner_names([e.caption for e in style.examples])]
-        with_facts = with_poster_facts([r["scene"] for r in rows], by_path_of(und), brand)
+        with_facts = with_poster_facts([r["scene"] for r in rows], by_path_of(und), cfg.caption.known_facts)
         for r, post in zip(rows, with_facts, strict=True):
             r["scene"] = post
     gen = MemoGenerator(create_generator(cfg.models, cache_dir))
@@ -236,7 +238,7 @@ def main() -> None:
         item = CaptionInput(
             id=d["post_id"],
             event=d.get("event"),
-            labels=tuple(r["labels"]) if args.labels == "run" else tuple(d.get("labels") or [])[:3],
+            labels=tuple(r["labels_before"]) if args.labels == "run" else tuple(d.get("labels") or [])[:3],
             concepts=tuple(r["concepts"]),
             n_photos=r["n"],
             image_vector=r["vec"],
@@ -246,6 +248,8 @@ def main() -> None:
         if sc is not None:
             rec["scene"] = sc.to_dict()
         seen = replace(item, scene=sc, scene_words=scene_words(sc))
+        if args.labels == "run":
+            seen = replace(seen, labels=tuple(r["labels"]))
         for name, w, mode in runs:
             res = w.write(seen if name.endswith("+ scene") else item, mode=mode)
             text = res.caption

@@ -57,9 +57,7 @@ def main() -> None:
         return post_scenes([Post(d["post_id"], paths, paths[0])], by_path)[0]
 
     test = [d for d in club_posts if is_test(d["post_id"])]
-    with_poster = [
-        d for d in club_posts if not is_test(d["post_id"]) and (p := post_of(d)).scene and p.scene.posters
-    ]
+    with_poster = [d for d in club_posts if not is_test(d["post_id"]) and (p := post_of(d)).scene and p.scene.posters]
     extra = random.Random(0).sample(with_poster, min(args.extra, len(with_poster)))
     chosen = test + extra
     chosen_ids = {d["post_id"] for d in chosen}
@@ -116,9 +114,7 @@ def page(rows: list, out: Path) -> str:
         "<th>the club</th></tr>",
     ]
     for d, old, new in rows:
-        imgs = "".join(
-            f'<img src="{e(os.path.relpath(x, out.parent.resolve()))}" alt="">' for x in new.photos[:6]
-        )
+        imgs = "".join(f'<img src="{e(os.path.relpath(x, out.parent.resolve()))}" alt="">' for x in new.photos[:6])
         seen = e(new.scene.line()) if new.scene else ""
         split = "test" if is_test(d["post_id"]) else "train"
         parts.append(

@@ -174,19 +174,25 @@ class _Gen:
         return [[self.text] for _ in prompts]
 
 
-def test_the_generator_is_told_the_event_as_the_poster_spells_it() -> None:
+def test_a_generated_caption_is_led_by_the_event_as_the_poster_spells_it() -> None:
+    """The generator is not shown the poster (it copied it back); its caption gets the poster's event in front
+    unless it names the title, and the details at the end."""
     sc = _post_scene(poster_facts([scene(WORKSHOP)], brand=["Montage"]), photos=1)
-    gen = _Gen(" Learn studio lighting and styling at Tasveer 2025!")
-    w = CaptionWriter(CaptionConfig(mode="generative"), generator=gen)
-    item = CaptionInput(id="p", event=None, scene=sc, scene_words=scene_words(sc))
-    res = w.write(item)
-    assert "Topic: Tasveer 2025: Fashion Photography Workshop" in gen.prompts[0]
+    item = CaptionInput(id="p", event="Spring week", scene=sc, scene_words=scene_words(sc))
+    gen = _Gen(" Learn studio lighting and styling with us!")
+    res = CaptionWriter(CaptionConfig(mode="generative"), generator=gen).write(item)
+    assert "Topic: Spring week\n" in gen.prompts[0] and "Fashion" not in gen.prompts[0]
     assert res.mode == "generative", res.rejected
-    assert res.caption == "Learn studio lighting and styling at Tasveer 2025! 15TH Feb | 2pm - 4pm | Mini Auditorium"
+    assert res.caption == (
+        "Tasveer 2025: Fashion Photography Workshop \u2014 Learn studio lighting and styling with us! "
+        "15TH Feb | 2pm - 4pm | Mini Auditorium"
+    )
+    res = CaptionWriter(CaptionConfig(mode="generative"), generator=_Gen(" See you at Tasveer 2025!")).write(item)
+    assert res.caption == "See you at Tasveer 2025! 15TH Feb | 2pm - 4pm | Mini Auditorium"
     # a sponsor the poster does not name is an invented fact: the template, built from the poster, is used
     res = CaptionWriter(CaptionConfig(mode="generative"), generator=_Gen(" Tasveer 2025 with Sony!")).write(item)
     assert res.mode == "generative:template" and res.rejected[0][1] == "invented facts: Sony"
-    assert res.caption.startswith("Tasveer 2025: Fashion Photography Workshop. 15TH Feb")
+    assert res.caption.startswith("Spring week \u2014 Tasveer 2025: Fashion Photography Workshop. 15TH Feb")
 
 
 def test_posts_get_their_poster_facts_from_their_photos_scenes() -> None:

@@ -218,3 +218,32 @@ def test_scene_config_is_validated():
         load_config(overrides={"scene": {"night_brightness": 0.5, "indoor_brightness": 0.3}})
     with pytest.raises(ConfigError, match="scene.nope"):
         load_config(overrides={"scene": {"nope": 1}})
+
+
+def test_a_poster_keeps_only_the_labels_the_config_lets_it(folder, tmp_path):
+    """The classifier sees a poster as a photograph ("food", "stage"); its scene says it is a poster."""
+    from dataclasses import dataclass, field
+
+    from photopoet.pipeline import with_scenes
+    from photopoet.records import Label
+
+    @dataclass
+    class Und:
+        photos: list
+        faces: object = None
+        face_share: object = None
+        extra: dict = field(default_factory=dict)
+
+    cache = Cache.memory()
+    ing = ingest(folder, CFG.ingest, cache, progress=False)
+    labels = (Label("food", 2.0), Label("people", 1.5))
+    und = Und([Understood(photo=p, labels=labels) for p in ing.photos])
+    cfg = load_config(overrides={"scene": {"ocr": False}})
+    got = {Path(u.photo.path).name: u for u in with_scenes(und, cfg, cache, progress=False).photos}
+    assert got["poster.png"].scene.kind == "poster" and got["poster.png"].labels == ()
+    assert got["chelsea.jpg"].labels == labels  # photographs keep theirs
+    cfg = load_config(overrides={"scene": {"ocr": False, "poster_labels": ["people"]}})
+    got = {Path(u.photo.path).name: u for u in with_scenes(und, cfg, cache, progress=False).photos}
+    assert [lb.name for lb in got["poster.png"].labels] == ["people"]
+    raw = with_scenes(und, cfg, cache, progress=False, keep_labels=True).photos
+    assert all(u.labels == labels for u in raw)

@@ -138,7 +138,7 @@ class SceneConfig(_Section):
     poster_threshold: float = Field(0.5, gt=0, lt=1, description="poster when the poster model's probability >= this")
     min_text_confidence: float = Field(0.5, ge=0, le=1, description="OCR lines below this confidence are dropped")
     poster_labels: list[str] = Field(
-        default_factory=lambda: ["people"], description="labels a poster keeps (the others describe photographs)"
+        default_factory=list, description="labels a poster keeps (the others describe photographs)"
     )
     ocr: bool = Field(True, description="read the text in photos that may be posters (rapidocr, offline)")
     ocr_min_score: float = Field(

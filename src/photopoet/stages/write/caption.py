@@ -24,6 +24,7 @@ low) or ``generative:template`` / ``hybrid:template`` when the generator gave no
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -61,10 +62,6 @@ class CaptionInput:
     scene_words: tuple[str, ...] = ()
     scene: PostScene | None = None  # what the tool saw in the post's photos, with what its posters say
 
-    def topic_event(self) -> str | None:
-        """The event the caption is about: as the post's poster spells it when one was read."""
-        return caption_event(self.event, self.scene)
-
 
 @dataclass(frozen=True)
 class CaptionResult:
@@ -89,7 +86,7 @@ def caption_prompt(item: CaptionInput, examples: Sequence[StyleExample]) -> str:
     lines = [CAPTION_HEADER, ""]
     for ex in examples:
         lines += [f"Topic: {ex.key()}", f"Caption: {ex.caption}", ""]
-    lines += [f"Topic: {topic_text(item.topic_event(), item.labels, item.concepts)}", "Caption:"]
+    lines += [f"Topic: {topic_text(item.event, item.labels, item.concepts)}", "Caption:"]
     return "\n".join(lines)
 
 
@@ -134,7 +131,7 @@ class CaptionWriter:
     def examples_for(self, item: CaptionInput) -> list[StyleExample]:
         if self.style is None:
             return []
-        return self.style.nearest(topic_text(item.topic_event(), item.labels, item.concepts), self.cfg.style_examples)
+        return self.style.nearest(topic_text(item.event, item.labels, item.concepts), self.cfg.style_examples)
 
     def generate(self, item: CaptionInput) -> list[str]:
         """Cleaned, distinct, non-empty generated captions that copy neither an example nor the topic line
@@ -163,7 +160,7 @@ class CaptionWriter:
         )
         res = []
         for item, ex, raw in zip(items, examples, raws, strict=True):
-            sources = [e.caption for e in ex] + [topic_text(item.topic_event(), item.labels, item.concepts)]
+            sources = [e.caption for e in ex] + [topic_text(item.event, item.labels, item.concepts)]
             facts = self.fact_sources(item)
             out: list[str] = []
             rejected: list[tuple[str, str]] = []
@@ -236,8 +233,26 @@ class CaptionWriter:
                 with_swipe_hint(templ, item.n_photos, self.cfg), tags, "hybrid:template", ts, cands, rejected
             )
         used = "generative" if mode == "generative" else "hybrid:generative"
-        text = with_poster_details(text, item.scene)
+        text = with_poster_details(with_poster_lead(text, item.scene), item.scene)
         return CaptionResult(with_swipe_hint(text, item.n_photos, self.cfg), tags, used, s, cands, rejected)
+
+
+def with_poster_lead(text: str, scene: PostScene | None) -> str:
+    """A generated caption of a post with a poster, led by the event as the poster spells it ("Tasveer 2025:
+    Photography Competition \u2014 Calling all ...") unless it already names the poster's title.
+
+    The generator is not shown the poster's words: given them in its topic line, the base model copied them
+    back (rejected as a copy) or listed them ("A modern structure show, architecture, theme, ..."), and the
+    generated captions of the club's test posts lost ROUGE-L (benchmarks/caption_eval.py)."""
+    poster = scene.poster if scene is not None else None
+    lead = caption_event(None, scene) if poster is not None else None
+    if not lead or not poster or not poster.title or _low(poster.title) in _low(text):
+        return text
+    return f"{lead} \u2014 {text}"
+
+
+def _low(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
 
 
 def with_poster_details(text: str, scene: PostScene | None) -> str:

@@ -184,8 +184,8 @@ def write_texts(
     has not written yet."""
     spent = timings if timings is not None else {}
     t0 = time.perf_counter()
-    brand = [*cfg.caption.known_facts, *(writer.captions.owner_words if cfg.caption.mode != "template" else [])]
-    posts = with_poster_facts(posts, by_path, brand)
+    # the owner's recurring names are not brands here: the club's own festival ("Tasveer") recurs in its captions
+    posts = with_poster_facts(posts, by_path, cfg.caption.known_facts)
     base = write_templates(posts, by_path, event, cfg.caption)
     out: list[Post | None] = [None] * len(base)
     keys = [_texts_key(p, by_path, event, cfg) for p in base]
