@@ -6,7 +6,8 @@ a poster (so that posters are well represented); the style file holds the other 
 Both sides run the product's own writers (``stages.write.texts.write_texts`` in the default hybrid mode with the
 club's captions as style examples, then ``poetry.select.write_poems``) on the same understood photos, with the
 club's event for each post, as a run on a folder named after the event would have it; the "without" side gets
-the posts and photos with their scenes taken away. The club's own caption is shown beside them.
+the posts and photos with their scenes taken away. ``caption.known_facts`` holds the club's own names
+(Montage, IIT Guwahati), as its editor would set them. The club's own caption is shown beside them.
 
     .venv/bin/python benchmarks/side_by_side.py [--club ../shared/club] [--out docs/side_by_side.html]
         [--set cache.dir=DIR]
@@ -69,7 +70,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         style_file = Path(tmp) / "style.jsonl"
         style_file.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in style) + "\n", encoding="utf-8")
-        cfg = load_config(overrides={**base, "caption": {**base.get("caption", {}), "style_file": str(style_file)}})
+        # as the club's editor would configure it: its own names (never a poster's title, always allowed as facts)
+        caption = {"known_facts": ["Montage", "IIT Guwahati"], **base.get("caption", {}), "style_file": str(style_file)}
+        cfg = load_config(overrides={**base, "caption": caption})
         writer = TextWriter(cfg, cfg.cache.resolved_dir())
         vectors = {u.photo.path: und.text_vectors[i] for i, u in enumerate(und.photos)}
         bare_by_path = {k: replace(u, scene=None) for k, u in by_path.items()}

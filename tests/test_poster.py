@@ -244,3 +244,9 @@ def test_a_rendered_poster_read_by_the_real_reader_names_its_event() -> None:
     cfg = load_config().caption
     assert scene_caption("x", [], None, 1, cfg, _post_scene(f, photos=1)).startswith("Springfest 2025: Photo Walk.")
     assert np.isfinite(sum(t.confidence for t in lines))
+
+
+def test_the_mood_names_light_season_and_only_a_chromatic_main_colour() -> None:
+    ps = PostScene(photos=2, posters=0, people=0, light="golden hour", season="autumn", colours=("red", "black"))
+    assert ps.mood() == ("golden hour", "autumn", "red")
+    assert PostScene(photos=1, posters=0, people=0, light="day", colours=("black", "red")).mood() == ()

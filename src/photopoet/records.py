@@ -229,9 +229,12 @@ class PostScene:
     poster: PosterFacts | None = None  # what its posters say (the writers fill it in: stages.write.poster)
 
     def mood(self) -> tuple[str, ...]:
-        """Plain words for the feel of the post: its light, season and colours ("night", "winter", "red")."""
+        """Plain words for the feel of the post: its light, season and main colour ("night", "winter", "red").
+        Only a chromatic colour counts: given "black, grey, white" the haiku model listed them ("a house, black,
+        grey, white"; docs/side_by_side.html)."""
         light = {"golden hour": "golden hour", "night": "night"}.get(self.light or "")
-        return tuple(w for w in (light, self.season, *self.colours[:2]) if w)
+        colour = next((c for c in self.colours[:1] if c not in ("black", "white", "grey", "brown")), None)
+        return tuple(w for w in (light, self.season, colour) if w)
 
     @classmethod
     def of(cls, scenes: list[Scene]) -> PostScene:
