@@ -40,3 +40,36 @@ def test_run_without_poems(photo_dir, tmp_path, cache_dir):
     cfg = load_config(overrides={"cache": {"dir": str(cache_dir)}, "poem": {"enabled": False}})
     res = run(photo_dir, tmp_path / "out", cfg, progress=False)
     assert all(p.poem is None for p in res.posts)
+
+
+def test_the_scenes_mood_nudges_the_query_and_is_reported(tmp_path, monkeypatch):
+    """A spring post's poem query moves toward 春天 (not a query of its own: that gave every post 春去。)."""
+    import numpy as np
+
+    from photopoet.config import load_config
+    from photopoet.poetry import select
+    from photopoet.records import Post, PostScene
+
+    seen: list = []
+
+    class Writer:
+        def __init__(self, cfg, cache_dir, text_encoder=None):
+            self.encoder = type("E", (), {"encode": lambda self, t, kind: np.eye(4, dtype=np.float32)[[1]]})()
+
+        def write_many(self, queries):
+            seen.extend(queries)
+            return [{"text": "x", "generated": False} for _ in queries]
+
+    und = type("U", (), {})()
+    und.photos = [type("P", (), {"photo": type("Ph", (), {"path": "a.jpg"})(), "concepts": ()})()]
+    und.text_vectors = np.eye(4, dtype=np.float32)[[0]]
+    spring = Post("p", ["a.jpg"], "a.jpg", scene=PostScene(photos=1, posters=0, people=0, season="spring"))
+    plain = Post("q", ["a.jpg"], "a.jpg")
+    monkeypatch.setattr(select, "PoemWriter", Writer)
+    out = select.write_poems([spring, plain], und, load_config(), tmp_path)
+    off = select.write_poems([spring], und, load_config(overrides={"poem": {"mood_weight": 0}}), tmp_path)
+    q_spring, q_plain, q_off = (np.asarray(q[0])[0] for q in seen)
+    assert q_spring[1] > 0 and q_plain[1] == 0 and q_off[1] == 0  # only the spring post, only with a weight
+    assert all(q[1] is None for q in seen)  # never a words query of its own
+    assert out[0].poem["mood_words"] == ["spring"] and "mood_words" not in out[1].poem
+    assert "mood_words" not in off[0].poem

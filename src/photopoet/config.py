@@ -456,6 +456,9 @@ class PoemConfig(_Section):
         0.9, ge=0, le=1, description="added to the image lift (cosine minus the average photo's) to reach text scale"
     )
     text_weight: float = Field(1.0, ge=0, le=10, description="weight of agreement with the user's words")
+    mood_weight: float = Field(
+        0.3, ge=0, le=2, description="the scene's mood words (night, spring, ...) added to the photos' query vector"
+    )
     lexical_weight: float = Field(0.1, ge=0, le=1, description="bonus per share of a line's characters in the words")
     form_bonus: float = Field(0.01, ge=0, le=1, description="bonus for couplets of 5- or 7-character halves")
     popular_bonus: float = Field(0.01, ge=0, le=1, description="bonus for lines of anthology poems")

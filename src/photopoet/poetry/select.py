@@ -556,7 +556,9 @@ def write_poems(
     posts: Sequence[Any], und: Any, cfg: Config, cache_dir: Path, text_encoder: TextEncoder | None = None
 ) -> list[Any]:
     """The pipeline's step: a poem for each post from its photos' text-space vectors (``und``: the understand
-    stage's result) and the mood words of its scene (:func:`post_mood`, queried in modern Chinese). Returns new
+    stage's result), nudged toward the mood words of its scene (:func:`post_mood`, in modern Chinese, embedded
+    in the same space and added with weight ``poem.mood_weight``; as a query of their own with the text weight,
+    "春天" gave every spring post the fragment 春去。). Returns new
     Post records, each poem with ``mood_words`` (the English words that shaped the query); a post whose poem
     fails keeps ``poem = None`` (logged)."""
     from dataclasses import replace
@@ -573,7 +575,14 @@ def write_poems(
         vecs = und.text_vectors[rows] if rows else None
         cons = list(dict.fromkeys(c for p in post.photos for c in concepts.get(p, [])))
         query, used = mood_query(post_mood(post, cons))
-        queries.append((vecs, query, cons))
+        w = cfg.poem.mood_weight
+        if query and vecs is not None and len(vecs) and w > 0:  # the mood nudges the photos' vector
+            mood = writer.encoder.encode([query], kind="query")[0]
+            centre = l2_normalize(np.asarray(vecs, dtype=np.float32).mean(axis=0))
+            vecs = l2_normalize(centre + w * np.asarray(mood, dtype=np.float32))[None, :]
+        else:
+            used = []
+        queries.append((vecs, None, cons))
         moods.append(used)
     out = []
     for post, poem, used in zip(posts, writer.write_many(queries), moods, strict=True):

@@ -208,7 +208,8 @@ class CaptionWriter:
     ) -> CaptionResult:
         rejected = list(rejected or [])
         tags = hashtags_for(item.labels, item.event, self.cfg, item.scene)
-        templ = scene_caption(item.id, item.labels, item.event, item.n_photos, self.cfg, item.scene, swipe=False)
+        named = item.labels or item.concepts[:3]  # without labels, what the classifier saw in plain words
+        templ = scene_caption(item.id, named, item.event, item.n_photos, self.cfg, item.scene, swipe=False)
 
         def score(texts: list[str]) -> list[float | None]:
             if self.text_encoder is None:

@@ -178,6 +178,12 @@ def scene_caption(
     return with_swipe_hint(text, n_photos, cfg) if swipe else text
 
 
+def template_words(members: Sequence[Understood], k: int = 3) -> list[str]:
+    """What a template caption names when no label is the best label of half the post's photos: the plain
+    concepts of its photos (each photo's first two, in order; never ImageNet jargon), at most `k`."""
+    return list(dict.fromkeys(c for u in members for c in u.concepts[:2]))[:k]
+
+
 def write_templates(
     posts: Sequence[Post], by_path: dict[str, Understood], event: str | None, cfg: CaptionConfig
 ) -> list[Post]:
@@ -185,12 +191,13 @@ def write_templates(
     for p in posts:
         members = [by_path[path] for path in p.photos]
         labels = post_labels(members)
+        named = labels or template_words(members)
         out.append(
             Post(
                 id=p.id,
                 photos=list(p.photos),
                 cover=p.cover,
-                caption=scene_caption(p.id, labels, event, len(p.photos), cfg, p.scene),
+                caption=scene_caption(p.id, named, event, len(p.photos), cfg, p.scene),
                 hashtags=hashtags_for(labels, event, cfg, p.scene),
                 haiku=p.haiku,
                 poem=p.poem,

@@ -279,7 +279,7 @@ def _log_rejections(posts: Sequence[Post], caps: Sequence, haikus: Sequence) -> 
             logger.info("post %s: generated texts rejected: %s", p.id, ", ".join(f"{k} x{n}" for k, n in why.items()))
 
 
-TEXTS_KIND = "post-texts:v2"  # per post: caption, hashtags, haiku, caption mode and their scores
+TEXTS_KIND = "post-texts:v3"  # per post: caption, hashtags, haiku, caption mode and their scores
 
 
 def _texts_key(p: Post, by_path: Mapping[str, Understood], event: str | None, cfg: Config) -> str:
