@@ -105,3 +105,22 @@ def test_post_shape_and_paired_bootstrap():
     bad = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1]
     b = paired_bootstrap(truth, bad, good, n=200)
     assert b["diff"] > 0 and 0 < b["lo"] <= b["diff"] <= b["hi"]
+
+
+def test_a_text_heavy_poster_is_a_post_of_its_own():
+    from dataclasses import replace
+
+    from photopoet.records import Scene, TextLine
+
+    feats = scenes([4, 4], seed=5, noise=0.05)
+    its = items(8)
+    line = TextLine(text="Photo walk, Sunday 7 am", confidence=0.9, box=(0.1, 0.1, 0.9, 0.2))
+    its[1] = replace(its[1], scene=Scene(kind="poster", poster_score=0.99, text=(line,) * 12))
+    its[5] = replace(its[5], scene=Scene(kind="poster", poster_score=0.6))  # a weak poster stays with its scene
+    cfg = GroupConfig(order_weight=0.0, color_weight=0.0)
+    got = sorted(sorted(int(x.rsplit("_", 1)[1][:-4]) for x in p.photos) for p in group_photos(its, feats, cfg).posts)
+    assert got == [[0, 2, 3], [1], [4, 5, 6, 7]]
+    assert len(group_photos(its, feats, cfg.model_copy(update={"alone_posters": False})).posts) == 2
+    # with OCR demanded, a poster nothing was read from is not set apart
+    strict = cfg.model_copy(update={"alone_text_lines": 13})
+    assert len(group_photos(its, feats, strict).posts) == 2

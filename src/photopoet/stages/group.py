@@ -67,6 +67,15 @@ def _natural_key(path: str) -> tuple:
     return tuple((0, int(x), "") if x.isdigit() else (1, 0, x) for x in parts)
 
 
+def _stands_alone(u: Understood, cfg: GroupConfig) -> bool:
+    """A poster (announcement, flyer) the club would post on its own: ``alone_posters`` on, a poster score of at
+    least ``alone_poster_score`` and at least ``alone_text_lines`` lines of text read (when a reader read it)."""
+    sc = u.scene
+    if not cfg.alone_posters or sc is None or sc.kind != "poster" or sc.poster_score < cfg.alone_poster_score:
+        return False
+    return len(sc.text) >= cfg.alone_text_lines
+
+
 def _time_segments(idx: list[int], times: list[datetime | None], gap_minutes: float) -> list[list[int]]:
     """Split indices (already in time order) where capture time jumps by more than the gap."""
     segments: list[list[int]] = [[]]
@@ -295,7 +304,10 @@ def group_photos(
     cap = cfg.max_photos_per_post
     clusters: list[list[int]] = []
     curves: list[dict] = []
-    for seg in _time_segments(order, times, cfg.time_gap_minutes):
+    alone = [i for i in order if _stands_alone(items[i], cfg)]
+    clusters.extend([i] for i in alone)
+    rest = [i for i in order if i not in set(alone)]
+    for seg in _time_segments(rest, times, cfg.time_gap_minutes):
         raw = dist.raw[np.ix_(seg, seg)]
         if len(seg) == 1 or (len(seg) <= cap and all(times[i] for i in seg)):
             clusters.append(seg)  # one short, unbroken stretch of shooting reads as one moment
