@@ -46,7 +46,7 @@ from photopoet.stages.understand import ModelSet, understand
 
 # today's main, as config
 BEFORE = {"k_choice": "silhouette", "order_weight": 0.0, "singletons": "keep", "alone_posters": False}
-CUTS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+CUTS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 ORDER = ((0.0, 8), (0.5, 16), (1.0, 16), (1.0, 32), (1.5, 32))
 SINGLE = (("keep", 1.0), ("merge", 1.3))
 ALONE = ((False, 0.9, 0), (True, 0.95, 0), (True, 0.98, 0), (True, 0.9, 12))  # posters alone: score, text lines
@@ -74,17 +74,18 @@ def club_like(s: dict) -> bool:
 
 HEAD = """# Grouping: the posts `photopoet run` makes, against the club's own
 
-Produced by `benchmarks/group_eval.py` (issue 21); rerun it to refresh this page. Each club half (split by post,
-seed 0) goes through the real run path, `pipeline.cull_and_group` (the function `run`, `photopoet group` and
-`photopoet eval grouping` call), as a folder of its own; scores are on the photos culling kept. "chosen on X"
-settings were chosen on the other half (best ARI among settings with a club-like post count and single-photo
-share there) and are reported here; "shipped defaults" are default_config.yaml's `group:` section, which took
-the k choice and file order both halves chose and the poster rule chosen on B, so on half B (and partly A)
-those rows are in-sample: the "chosen on" rows are the held-out figures. "file order off" is the best
-setting without file order (`order_weight: 0`: content, colour and posters only), chosen the same way. The bracket is the paired bootstrap 95%
-interval of ARI after - before, resampling the club's posts (1000 draws). The club exports carry no EXIF
-capture time; their file names start with Instagram's media number, which follows posting order, so file
-order here is close to posting order (a camera's IMG_0001... follows shooting order).
+Produced by `benchmarks/group_eval.py` (issue 21); rerun it to refresh this page. Each club half (split by
+post, seed 0) goes through the real run path, `pipeline.cull_and_group` (the function `run`, `photopoet group`
+and `photopoet eval grouping` call), as a folder of its own; scores are on the photos culling kept. A "chosen
+on X" row is the setting with the best ARI on half X among those whose post count and single-photo share are
+club-like there, reported on the other half; "shipped defaults" are default_config.yaml's `group:` section,
+which took the k choice and file order both halves chose and the poster rule chosen on B, so on half B (and
+partly A) those rows are in-sample: the "chosen on" rows are the held-out figures. "file order off" is the
+best setting without file order (`order_weight: 0`: content, colour and posters only), chosen the same way.
+The bracket is the paired bootstrap 95% interval of ARI after - before, resampling the club's posts (1000
+draws). The club exports carry no EXIF capture time; their file names start with Instagram's media number,
+which follows posting order, so file order here is close to posting order (a camera's IMG_0001... follows
+shooting order).
 """
 
 

@@ -92,8 +92,10 @@ def test_file_order_joins_neighbours_and_reads_numbers_naturally():
     look = [a] * 4 + [b] * 4 + [a] * 4 + [b] * 4
     feats = np.stack([v / np.linalg.norm(v) + 0.05 * rng.normal(size=32) for v in look])
     its = items(16)
-    plain = group_photos(its, feats, GroupConfig(k_choice="distance", order_weight=0.0, color_weight=0.0))
-    ordered = group_photos(its, feats, GroupConfig(k_choice="distance", order_weight=1.0, order_window=8))
+    # cut below 0.5: at the default 0.6 identical looks stay one post however far apart they were filed
+    cfg = GroupConfig(k_choice="distance", cut_distance=0.45, color_weight=0.0, order_window=8)
+    plain = group_photos(its, feats, cfg.model_copy(update={"order_weight": 0.0}))
+    ordered = group_photos(its, feats, cfg.model_copy(update={"order_weight": 1.0}))
     assert len(plain.posts) == 2 and len(ordered.posts) == 4
     assert all(len(p.photos) == 4 for p in ordered.posts)
 

@@ -1,5 +1,7 @@
-"""Grouping keepers into posts: content, colour, capture time and (optionally) labels; k chosen by silhouette.
+"""Grouping keepers into posts: content, colour, capture time or file order, posters; the tree cut at a height.
 
+0. A text-heavy poster (``alone_posters``: the scene's poster score at least ``alone_poster_score`` and at
+   least ``alone_text_lines`` lines read) is a post of its own, as a club posts its announcements.
 1. The timeline is cut at gaps in capture time longer than ``time_gap_minutes`` (a new moment). A short,
    unbroken stretch that fits in one post stays one post.
 2. Within a stretch (or among photos without capture time) a distance is mixed from
@@ -7,12 +9,15 @@
      the look every photo of the shoot shares does not drown the differences between moments;
    - colour (``color_weight``): cosine distance of centred colour histograms (same light, same place);
    - time (``time_weight``): ``|dt| / gap``, capped at 1, where both photos have a capture time;
-   - labels (``label_weight``): distance of the label-score vectors, normalised as configured.
-   Photos whose raw feature distances all stay under ``same_scene_distance`` are one scene. Otherwise
-   average-linkage clustering is cut at every k from 2 to ``max_k_fraction * n`` and the k with the best
-   silhouette wins (ties: the smaller k).
+   - labels (``label_weight``): distance of the label-score vectors, normalised as configured;
+   - file order (``order_weight``), for pairs without a capture time: ``|rank_i - rank_j| / order_window`` in
+     natural file-name order, capped at 1 (cameras and exports name files in shooting or posting order).
+   Photos whose raw feature distances all stay under ``same_scene_distance`` are one scene. Otherwise the
+   average-linkage tree is cut at the height ``cut_distance`` (``k_choice: distance``, the default: a pair's
+   distance does not depend on the other photos, so k barely moves when a few leave), or at the k from 2 to
+   ``max_k_fraction * n`` with the best silhouette (``k_choice: silhouette``; ties: the smaller k).
 3. Lone photos are kept as posts of one, or merged into the nearest post that has room and that they are
-   as close to as its own photos are to each other (``singletons: merge``).
+   as close to as ``merge_slack`` times its own photos are to each other (``singletons: merge``).
 4. A cluster larger than ``max_photos_per_post`` is split into coherent posts, never truncated: timed
    photos into balanced consecutive runs, others by splitting the cluster's own dendrogram in two until
    every part fits.
