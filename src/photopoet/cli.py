@@ -192,25 +192,29 @@ def group(
     json_out: Annotated[bool, typer.Option("--json", help="Print the posts as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Group the photos in PHOTOS into posts (the same stage `run` uses) and print them.
+    """Group the photos in PHOTOS into posts exactly as `run` does (ingest, understand, scene, cull, then group
+    the photos culling keeps) and print them; nothing is written.
 
-    With --json: {"posts": [{"photos": [path, ...], "cover": path}], "excluded": [{"path", "reason"}]}.
+    With --json: {"posts": [{"photos": [path, ...], "cover": path}], "excluded": [{"path", "reason"}]}; the
+    excluded list holds unreadable files and the photos culling set aside.
     """
     import json
 
     cfg = _load(config)
     from photopoet.cache import CacheError
-    from photopoet.evaluation.grouping import understand_folder
-    from photopoet.pipeline import RunError
-    from photopoet.stages.group import group_understood
+    from photopoet.pipeline import RunError, group_folder
 
     try:
-        ing, und = understand_folder(photos, cfg, progress=not quiet and not json_out)
+        res = group_folder(photos, cfg, progress=not quiet and not json_out)
     except (RunError, CacheError) as e:
         _fail(str(e))
-    posts = group_understood(und, cfg.group).posts
+    ing, posts = res.ingest, res.grouping.posts
     excluded = [{"path": e.path, "reason": e.reason} for e in ing.excluded]
-    excluded += [{"path": u.photo.path, "reason": u.reason or u.verdict} for u in und.photos if u.verdict != "keep"]
+    excluded += [
+        {"path": u.photo.path, "reason": u.reason or u.verdict}
+        for u in res.culled.photos
+        if u.photo.path in res.culled.culled
+    ]
     if json_out:
         doc = {"posts": [{"photos": p.photos, "cover": p.cover} for p in posts], "excluded": excluded}
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))

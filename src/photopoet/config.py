@@ -277,6 +277,30 @@ class GroupConfig(_Section):
     singletons: Literal["keep", "merge"] = Field(
         "keep", description="keep: a lone photo is a post of one; merge: join the nearest post when it fits"
     )
+    merge_slack: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="singletons: merge joins a lone photo to the nearest post when its mean distance to it is at "
+        "most this times the post's own mean distance",
+    )
+    k_choice: Literal["silhouette", "distance"] = Field(
+        "distance", description="silhouette: the k with the best silhouette; distance: cut the tree at cut_distance"
+    )
+    cut_distance: float = Field(
+        0.6, gt=0, lt=2, description="k_choice: distance: the average-linkage height at which the tree is cut"
+    )
+    order_weight: float = Field(
+        1.0, ge=0, le=10, description="weight of file-name order distance for photos without capture time; 0: off"
+    )
+    alone_posters: bool = Field(True, description="a text-heavy poster is a post of its own")
+    alone_poster_score: float = Field(0.95, ge=0, le=1, description="alone_posters: the least poster score")
+    alone_text_lines: int = Field(
+        0, ge=0, le=1000, description="alone_posters: the least lines of text read (0: no OCR needed)"
+    )
+    order_window: int = Field(
+        32, ge=1, le=10000, description="photos apart in file-name order at which the order distance reaches 1"
+    )
 
 
 class CaptionConfig(_Section):

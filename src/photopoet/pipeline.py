@@ -22,12 +22,12 @@ from photopoet.fsutil import atomic_write_json, is_within, remove_leftover_tmp
 from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, PostScene, Understood
 from photopoet.stages.cull import CullResult, cull
-from photopoet.stages.group import group_understood
+from photopoet.stages.group import Grouping, group_understood
 from photopoet.stages.ingest import ingest
 from photopoet.stages.plots import report_plots
 from photopoet.stages.render import posts_document, render_report, write_post_folders
 from photopoet.stages.scene import ReadsText, describe_scenes
-from photopoet.stages.understand import ModelSet, understand
+from photopoet.stages.understand import ModelSet, Understanding, understand
 from photopoet.stages.write.template import event_from_folder
 from photopoet.stages.write.texts import TextWriter, write_texts
 
@@ -185,6 +185,57 @@ def post_scenes(posts: list[Post], by_path: dict[str, Understood]) -> list[Post]
     return out
 
 
+def cull_and_group(
+    und: Understanding,
+    cfg: Config,
+    cache: Cache,
+    *,
+    progress: bool = True,
+    stage: Callable[[str], float] | None = None,
+    timings: dict[str, float] | None = None,
+) -> tuple[CullResult, Grouping]:
+    """The posts `run` makes of an understanding (scenes attached when the scene stage is on): cull, then group
+    the photos culling keeps. `run`, `photopoet group`, the review UI's runs and the grouping evaluation all go
+    through this one function, so they give the same posts for the same photos."""
+    timings = {} if timings is None else timings
+    t = stage("cull") if stage is not None else time.perf_counter()
+    culled = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+    timings["cull"] = time.perf_counter() - t
+    t = stage("group") if stage is not None else time.perf_counter()
+    grouping = group_understood(replace(und, photos=culled.photos), cfg.group, rows=culled.kept())
+    timings["group"] = time.perf_counter() - t
+    return culled, grouping
+
+
+@dataclass
+class FolderGrouping:
+    """What `group_folder` found: ingest's result, the understanding (with scenes), culling and the posts."""
+
+    ingest: Any
+    understanding: Understanding
+    culled: CullResult
+    grouping: Grouping
+
+
+def group_folder(
+    photos_dir: Path | str, cfg: Config, *, progress: bool = True, reader: ReadsText | None = None
+) -> FolderGrouping:
+    """Ingest, understand, describe, cull and group a folder the way `run` does, without writing or rendering:
+    what `photopoet group` prints. `reader` as for :func:`run`."""
+    photos_dir = Path(photos_dir)
+    check_photo_folder(photos_dir)
+
+    def job(cache: Cache, cache_dir: Path) -> FolderGrouping:
+        ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
+        und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
+        if cfg.scene.enabled:
+            und = with_scenes(und, cfg, cache, reader=reader, progress=progress)
+        culled, grouping = cull_and_group(und, cfg, cache, progress=progress)
+        return FolderGrouping(ing, und, culled, grouping)
+
+    return with_cache(cfg, job)
+
+
 def run(
     photos_dir: Path | str,
     out: Path | str,
@@ -247,15 +298,9 @@ def _run_stages(
         und = with_scenes(und, cfg, cache, reader=reader, progress=progress)
         timings["scene"] = time.perf_counter() - t
 
-    t = stage("cull")
-    culled = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+    culled, grouping = cull_and_group(und, cfg, cache, progress=progress, stage=stage, timings=timings)
     photos = culled.photos
-    timings["cull"] = time.perf_counter() - t
-
-    t = stage("group")
-    grouping = group_understood(replace(und, photos=photos), cfg.group, rows=culled.kept())
     posts = post_scenes(grouping.posts, {u.photo.path: u for u in photos})
-    timings["group"] = time.perf_counter() - t
 
     stage("write")
     event = cfg.caption.event or event_from_folder(photos_dir)

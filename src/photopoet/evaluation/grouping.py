@@ -126,15 +126,101 @@ def understand_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = T
     return with_cache(cfg, job)
 
 
+def subset_understanding(und, rows: Sequence[int]):
+    """``und`` (an Understanding) restricted to ``rows``, every per-photo array with it: what `run` would have
+    understood of a folder holding only those photos (understanding is per photo)."""
+    from dataclasses import replace
+
+    rows = list(rows)
+
+    def pick(a):
+        return None if a is None else np.asarray(a)[rows]
+
+    return replace(
+        und,
+        photos=[und.photos[i] for i in rows],
+        features=und.features[rows],
+        text_vectors=und.text_vectors[rows],
+        label_scores=pick(und.label_scores),
+        colors=pick(und.colors),
+        quality=pick(und.quality),
+        faces=pick(und.faces),
+        face_share=pick(und.face_share),
+    )
+
+
+@dataclass
+class RunPathResult:
+    """The run path's posts scored on the photos culling kept (``truth``/``pred`` follow ``kept``)."""
+
+    kept: list[int]  # rows (of the understanding scored) culling kept
+    truth: list[int]
+    pred: list[int]
+    scores: dict[str, float]  # clustering_scores + posts, single_share, club_posts, club_single_share
+    set_aside: int
+
+
+def post_shape(labels: Sequence[int]) -> tuple[int, float]:
+    """Number of posts and the share of them that hold one photo."""
+    sizes = np.bincount(np.unique(np.asarray(labels), return_inverse=True)[1]) if len(labels) else np.zeros(0)
+    return len(sizes), float((sizes == 1).mean()) if len(sizes) else 0.0
+
+
+def evaluate_run_path(und, truth: Sequence[int], cfg: Config, cache) -> RunPathResult:
+    """Cull and group ``und`` exactly as `run` does (:func:`photopoet.pipeline.cull_and_group`) and score the
+    posts against ``truth`` (reference post of each photo of ``und``) on the photos culling kept."""
+    from photopoet.pipeline import cull_and_group
+
+    culled, grouping = cull_and_group(und, cfg, cache, progress=False)
+    kept = culled.kept()
+    t = [int(truth[i]) for i in kept]
+    pred = grouping.labels.tolist()
+    scores = clustering_scores(t, pred, cosine_distances(und.features[kept]) if kept else None)
+    scores["posts"], scores["single_share"] = post_shape(pred)
+    scores["club_posts"], scores["club_single_share"] = post_shape(t)
+    return RunPathResult(kept=kept, truth=t, pred=pred, scores=scores, set_aside=len(culled.culled))
+
+
+def paired_bootstrap(
+    truth: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int], *, n: int = 1000, seed: int = 0
+) -> dict[str, float]:
+    """ARI(b) - ARI(a) with a 95% percentile interval, resampling the reference posts (whole posts, with their
+    photos) with replacement; both predictions see the same resamples. A post drawn twice counts twice (its
+    photos repeated, its truth and predicted labels kept)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    truth, a, b = np.asarray(truth), np.asarray(pred_a), np.asarray(pred_b)
+    posts = np.unique(truth)
+    members = {p: np.flatnonzero(truth == p) for p in posts}
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n):
+        idx = np.concatenate([members[p] for p in rng.choice(posts, size=len(posts), replace=True)])
+        diffs.append(adjusted_rand_score(truth[idx], b[idx]) - adjusted_rand_score(truth[idx], a[idx]))
+    d = float(adjusted_rand_score(truth, b) - adjusted_rand_score(truth, a))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {"diff": d, "lo": float(lo), "hi": float(hi), "n": n}
+
+
 def evaluate_folder(photos_dir: Path | str, truth_path: Path | str, cfg: Config, *, progress: bool = True):
-    """:func:`evaluate_grouping` over the photos of ``photos_dir`` that ``truth_path`` lists."""
+    """The posts `run` makes of ``photos_dir`` (cull, then group), scored on the kept photos ``truth_path``
+    lists, beside the baseline on the same photos."""
+    from photopoet.pipeline import group_folder
+
     posts = load_truth(truth_path)
-    _, und = understand_folder(photos_dir, cfg, progress=progress)
-    truth = match_truth(und.photos, Path(photos_dir), posts)
-    rows = [i for i, t in enumerate(truth) if t is not None]
-    if not rows:
-        raise TruthError(f"{truth_path}: lists none of the photos in {photos_dir}")
-    return evaluate_understood(und, rows, [truth[i] for i in rows], cfg)
+    res = group_folder(photos_dir, cfg, progress=progress)
+    und, kept = res.understanding, res.culled.kept()
+    truth = match_truth([res.culled.photos[i] for i in kept], Path(photos_dir), posts)
+    keep = [j for j, t in enumerate(truth) if t is not None]
+    if not keep:
+        raise TruthError(f"{truth_path}: lists none of the photos in {photos_dir} that culling kept")
+    rows = [kept[j] for j in keep]
+    feats = und.features[rows]
+    d = cosine_distances(feats)
+    t = [truth[j] for j in keep]
+    ours = clustering_scores(t, res.grouping.labels[keep].tolist(), d)
+    base = clustering_scores(t, baseline_kmeans(feats).tolist(), d)
+    return GroupingEval(n_photos=len(rows), n_posts_true=len(set(t)), ours=ours, baseline=base)
 
 
 def evaluate_understood(und, rows: Sequence[int], truth: Sequence[int], cfg: Config) -> GroupingEval:

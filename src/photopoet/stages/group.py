@@ -1,5 +1,7 @@
-"""Grouping keepers into posts: content, colour, capture time and (optionally) labels; k chosen by silhouette.
+"""Grouping keepers into posts: content, colour, capture time or file order, posters; the tree cut at a height.
 
+0. A text-heavy poster (``alone_posters``: the scene's poster score at least ``alone_poster_score`` and at
+   least ``alone_text_lines`` lines read) is a post of its own, as a club posts its announcements.
 1. The timeline is cut at gaps in capture time longer than ``time_gap_minutes`` (a new moment). A short,
    unbroken stretch that fits in one post stays one post.
 2. Within a stretch (or among photos without capture time) a distance is mixed from
@@ -7,12 +9,15 @@
      the look every photo of the shoot shares does not drown the differences between moments;
    - colour (``color_weight``): cosine distance of centred colour histograms (same light, same place);
    - time (``time_weight``): ``|dt| / gap``, capped at 1, where both photos have a capture time;
-   - labels (``label_weight``): distance of the label-score vectors, normalised as configured.
-   Photos whose raw feature distances all stay under ``same_scene_distance`` are one scene. Otherwise
-   average-linkage clustering is cut at every k from 2 to ``max_k_fraction * n`` and the k with the best
-   silhouette wins (ties: the smaller k).
+   - labels (``label_weight``): distance of the label-score vectors, normalised as configured;
+   - file order (``order_weight``), for pairs without a capture time: ``|rank_i - rank_j| / order_window`` in
+     natural file-name order, capped at 1 (cameras and exports name files in shooting or posting order).
+   Photos whose raw feature distances all stay under ``same_scene_distance`` are one scene. Otherwise the
+   average-linkage tree is cut at the height ``cut_distance`` (``k_choice: distance``, the default: a pair's
+   distance does not depend on the other photos, so k barely moves when a few leave), or at the k from 2 to
+   ``max_k_fraction * n`` with the best silhouette (``k_choice: silhouette``; ties: the smaller k).
 3. Lone photos are kept as posts of one, or merged into the nearest post that has room and that they are
-   as close to as its own photos are to each other (``singletons: merge``).
+   as close to as ``merge_slack`` times its own photos are to each other (``singletons: merge``).
 4. A cluster larger than ``max_photos_per_post`` is split into coherent posts, never truncated: timed
    photos into balanced consecutive runs, others by splitting the cluster's own dendrogram in two until
    every part fits.
@@ -23,6 +28,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,6 +64,21 @@ def _time(u: Understood) -> datetime | None:
 def _order_key(u: Understood) -> tuple:
     t = _time(u)
     return (0, t.isoformat(), u.photo.path) if t else (1, "", u.photo.path)
+
+
+def _natural_key(path: str) -> tuple:
+    """File-name order as a person reads it: IMG_9.jpg before IMG_10.jpg."""
+    parts = re.split(r"(\d+)", path.replace("\\", "/").lower())
+    return tuple((0, int(x), "") if x.isdigit() else (1, 0, x) for x in parts)
+
+
+def _stands_alone(u: Understood, cfg: GroupConfig) -> bool:
+    """A poster (announcement, flyer) the club would post on its own: ``alone_posters`` on, a poster score of at
+    least ``alone_poster_score`` and at least ``alone_text_lines`` lines of text read (when a reader read it)."""
+    sc = u.scene
+    if not cfg.alone_posters or sc is None or sc.kind != "poster" or sc.poster_score < cfg.alone_poster_score:
+        return False
+    return len(sc.text) >= cfg.alone_text_lines
 
 
 def _time_segments(idx: list[int], times: list[datetime | None], gap_minutes: float) -> list[list[int]]:
@@ -105,6 +126,7 @@ class _Distances:
         cfg: GroupConfig,
         colors: np.ndarray | None,
         label_scores: np.ndarray | None,
+        order: list[int] | None = None,
     ) -> None:
         f = np.asarray(feats, dtype=np.float64)
         self.raw = _cosine_distance(f)
@@ -118,6 +140,8 @@ class _Distances:
             parts.append((cfg.label_weight, d))
         if cfg.time_weight > 0 and any(t is not None for t in times):
             parts.append((cfg.time_weight, _time_distance(times, cfg.time_gap_minutes)))
+        if order is not None and cfg.order_weight > 0 and any(t is None for t in times):
+            parts.append((cfg.order_weight, _order_distance(order, times, cfg.order_window)))
         total = sum(w for w, _ in parts)
         self.mixed = sum(w * d for w, d in parts) / total
         np.fill_diagonal(self.mixed, 0.0)
@@ -137,6 +161,18 @@ def _time_distance(times: list[datetime | None], gap_minutes: float) -> np.ndarr
     d = np.abs(secs[:, None] - secs[None, :]) / (gap_minutes * 60.0)
     d = np.where(np.isnan(d), 0.0, np.minimum(d, 1.0))  # unknown time: no evidence either way
     d[np.arange(n), np.arange(n)] = 0.0
+    return d
+
+
+def _order_distance(order: list[int], times: list[datetime | None], window: int) -> np.ndarray:
+    """``|rank_i - rank_j| / window`` in file-name order, capped at 1, for pairs where a capture time is
+    missing (cameras and exports name files in the order they were shot or posted); 0 where both have one
+    (time speaks for them)."""
+    rank = np.empty(len(order), dtype=np.float64)
+    rank[order] = np.arange(len(order))
+    d = np.minimum(np.abs(rank[:, None] - rank[None, :]) / max(window, 1), 1.0)
+    timed = np.array([t is not None for t in times])
+    d[np.ix_(timed, timed)] = 0.0
     return d
 
 
@@ -162,11 +198,21 @@ def _k_candidates(n: int, frac: float) -> list[int]:
 
 
 def choose_k(d: np.ndarray, cfg: GroupConfig) -> tuple[np.ndarray, dict]:
-    """Cluster labels [n] for a precomputed distance matrix, k picked by silhouette; and the curve."""
+    """Cluster labels [n] for a precomputed distance matrix and the silhouette curve. ``k_choice: distance``
+    cuts the average-linkage tree at the height ``cut_distance`` (a pair's distance does not depend on which
+    other photos are there, so k moves little when a few photos leave); ``silhouette`` takes the k with the
+    best silhouette."""
     from sklearn.metrics import silhouette_score
 
     n = len(d)
     z = _linkage(d)
+    if cfg.k_choice == "distance":
+        from scipy.cluster.hierarchy import fcluster
+
+        lab = fcluster(z, t=cfg.cut_distance, criterion="distance") - 1
+        m = len(set(lab.tolist()))
+        s = float(silhouette_score(d, lab, metric="precomputed")) if 2 <= m < n else float("nan")
+        return lab, {"n": n, "k": [m], "silhouette": [s], "chosen": m}
     ks, sils, best = [], [], (-2.0, 1, np.zeros(n, dtype=int))
     for k in _k_candidates(n, cfg.max_k_fraction):
         lab = _cut(z, k)
@@ -199,7 +245,7 @@ def _split_oversized(
     return [q for p in parts for q in _split_oversized(p, cap, d, raw, times, same)]
 
 
-def _merge_singletons(clusters: list[list[int]], d: np.ndarray, cap: int) -> list[list[int]]:
+def _merge_singletons(clusters: list[list[int]], d: np.ndarray, cap: int, slack: float = 1.0) -> list[list[int]]:
     big = [c for c in clusters if len(c) > 1]
     lone = [c[0] for c in clusters if len(c) == 1]
     if not big:
@@ -216,7 +262,7 @@ def _merge_singletons(clusters: list[list[int]], d: np.ndarray, cap: int) -> lis
         if best is not None:
             within = d[np.ix_(best, best)]
             own = float(within.sum() / (len(best) * (len(best) - 1)))
-            if best_d <= own:
+            if best_d <= own * slack:
                 best.append(i)
                 continue
         keep_alone.append([i])
@@ -258,11 +304,15 @@ def group_photos(
     times = [_time(u) for u in items]
     order = sorted(range(len(items)), key=lambda i: _order_key(items[i]))
     rank = {i: r for r, i in enumerate(order)}
-    dist = _Distances(feats, times, cfg, colors, label_scores)
+    by_name = sorted(range(len(items)), key=lambda i: _natural_key(items[i].photo.path))
+    dist = _Distances(feats, times, cfg, colors, label_scores, by_name)
     cap = cfg.max_photos_per_post
     clusters: list[list[int]] = []
     curves: list[dict] = []
-    for seg in _time_segments(order, times, cfg.time_gap_minutes):
+    alone = [i for i in order if _stands_alone(items[i], cfg)]
+    clusters.extend([i] for i in alone)
+    rest = [i for i in order if i not in set(alone)]
+    for seg in _time_segments(rest, times, cfg.time_gap_minutes):
         raw = dist.raw[np.ix_(seg, seg)]
         if len(seg) == 1 or (len(seg) <= cap and all(times[i] for i in seg)):
             clusters.append(seg)  # one short, unbroken stretch of shooting reads as one moment
@@ -276,7 +326,7 @@ def group_photos(
                 found.setdefault(c, []).append(i)
             segment_clusters = list(found.values())
             if cfg.singletons == "merge":
-                segment_clusters = _merge_singletons(segment_clusters, dist.mixed, cap)
+                segment_clusters = _merge_singletons(segment_clusters, dist.mixed, cap, cfg.merge_slack)
             clusters.extend(segment_clusters)
     chunks: list[list[int]] = []
     for c in clusters:
