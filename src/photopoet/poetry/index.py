@@ -8,6 +8,8 @@ the folder appears under its name only when complete, by one rename)::
     lines.jsonl      one line a line: {"t": original, "s": simplified, "p": poem number}
     vectors.npy      [N, dim] float16, L2-normalised passage embeddings of the simplified lines
     index.faiss      HNSW, from 50,000 lines on; smaller ones get an exact inner-product index at load
+    lexical/         BM25 over the simplified lines' characters and bigrams (photopoet.poetry.lexical); an
+                     index without it gets one built in memory when first searched by words
 
 Building is resumable: the embeddings are computed in chunks, each saved (atomically) as it finishes, in the
 partial folder named after a digest of the encoder and the lines; a killed build started again with the same
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -31,6 +34,8 @@ import numpy as np
 from photopoet.fsutil import atomic_write_json, atomic_write_text
 from photopoet.models.base import TextEncoder, atomic_save_npy
 from photopoet.poetry.corpus import Poem, split_lines, to_simplified
+
+logger = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
 MANIFEST = "manifest.json"
@@ -164,6 +169,9 @@ def build_index(
         faiss.write_index(index, str(work / "index.faiss.tmp"))
         os.replace(work / "index.faiss.tmp", work / "index.faiss")
         kind = "hnsw"
+    from photopoet.poetry.lexical import LEXICAL_DIR, LexicalIndex
+
+    LexicalIndex.build(simplified).save(work / LEXICAL_DIR)
     atomic_write_json(
         work / MANIFEST,
         {
@@ -267,6 +275,7 @@ class PoemIndex:
         if len(self.owner) and (self.owner.max() >= len(self.poems) or self.owner.min() < 0):
             raise PoemIndexError(f"{self.path / 'lines.jsonl'}: a line points at a poem that poems.jsonl lacks")
         self._faiss: Any = None
+        self._lexical: Any = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -310,6 +319,23 @@ class PoemIndex:
                 idx.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
                 self._faiss = idx
         return self._faiss
+
+    @property
+    def lexical(self) -> Any:
+        """The BM25 index of the lines (:class:`~photopoet.poetry.lexical.LexicalIndex`): the folder's
+        ``lexical/`` when it has a usable one, else built in memory once."""
+        if self._lexical is None:
+            from photopoet.poetry.lexical import LEXICAL_DIR, LexicalIndex, LexicalIndexError
+
+            folder = self.path / LEXICAL_DIR
+            if folder.is_dir():
+                try:
+                    self._lexical = LexicalIndex.load(folder, len(self))
+                except LexicalIndexError as e:
+                    logger.warning("%s; building one in memory", e)
+            if self._lexical is None:
+                self._lexical = LexicalIndex.build(self.simplified)
+        return self._lexical
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Nearest lines by inner product: (scores [Q, k], line ids [Q, k]); ids -1 where fewer than k lines."""
