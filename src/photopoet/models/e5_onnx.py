@@ -129,7 +129,7 @@ class OnnxE5Encoder:
         precision: Precision = "int8",
         *,
         model_file: Path | str | None = None,
-        batch_size: int = 64,
+        batch_size: int = 256,
         threads: int = 0,
         progress: bool = True,
     ) -> None:
