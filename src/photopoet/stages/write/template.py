@@ -10,6 +10,7 @@ from pathlib import Path
 
 from photopoet.config import CaptionConfig
 from photopoet.records import Post, PostScene, Understood
+from photopoet.stages.write.poster import norm_text
 
 # Folder names that say where photos are kept, not what they show: never an event ("Highlights from images.")
 GENERIC_FOLDERS = frozenset(
@@ -119,10 +120,6 @@ def template_caption(
     return with_swipe_hint(text, n_photos, cfg) if swipe else text
 
 
-def _n(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
-
-
 def caption_event(event: str | None, scene: PostScene | None) -> str | None:
     """The event a caption names. With a poster read: as the poster spells it, with what it is about
     ("Tasveer 2025: Photography Competition, Prizes Worth 30k"), after the folder's or user's `event` when that
@@ -131,9 +128,9 @@ def caption_event(event: str | None, scene: PostScene | None) -> str | None:
     read = poster.event() if poster is not None else None
     if poster is None or not read:
         return event
-    rest = [x for x in (poster.subtitle, *poster.headlines[:1]) if x and _n(x) not in _n(read)]
+    rest = [x for x in (poster.subtitle, *poster.headlines[:1]) if x and norm_text(x) not in norm_text(read)]
     text = f"{read}: {', '.join(rest)}" if rest else read
-    if event and _n(event) not in _n(text) and _n(read) not in _n(event):
+    if event and norm_text(event) not in norm_text(text) and norm_text(read) not in norm_text(event):
         text = f"{' '.join(event.split())} \u2014 {text}"
     return text
 
