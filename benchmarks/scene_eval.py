@@ -23,7 +23,7 @@ import numpy as np
 from photopoet.config import load_config
 from photopoet.records import Photo, Understood
 from photopoet.stages.ingest import decode_photo, working_copy_from_bytes
-from photopoet.stages.scene import build_scene, measure
+from photopoet.stages.scene import build_scene, measure, poster_probability
 from photopoet.train.style_data import is_test_post
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +112,28 @@ def main() -> None:
     for i in photos:
         lights[str(scenes[i].light)] = lights.get(str(scenes[i].light), 0) + 1
     print("light of the photographs:", ", ".join(f"{k} {v}" for k, v in sorted(lights.items())))
+    bars = (0.1, 0.15, 0.2, 0.3)
+    everyone = sorted((args.club / "images").iterdir())
+    scores = []
+    for path in everyone:
+        try:
+            _, thumb = decode_photo(path, cfg.ingest.thumb_size, cfg.ingest.max_pixels)
+        except Exception:  # noqa: BLE001 - a file the pipeline would set aside
+            continue
+        scores.append(poster_probability(measure(working_copy_from_bytes(thumb))))
+    print(f"\nphotos an OCR reader gets at each scene.ocr_min_score (of {len(scores)} club photos):\n")
+    print(
+        "| bar | graphics read (train) | photographs read (train) | graphics read (test) | photographs read (test) "
+        "| club photos read |"
+    )
+    print("|---|---|---|---|---|---|")
+    for bar in bars:
+        cells = []
+        for test in (False, True):
+            for graphic in (True, False):
+                sel = [r for r in rows if r["test"] == test and bool(r["t"]["graphic"]) == graphic]
+                cells.append(f"{sum(poster_probability(r['look']) >= bar for r in sel)}/{len(sel)}")
+        print(f"| {bar:g} | {' | '.join(cells)} | {sum(x >= bar for x in scores)}/{len(scores)} |")
     print(
         f"\nseconds per photo: image statistics {t_measure / len(rows):.4f}, scene from statistics "
         f"{t_build / len(rows):.5f} (working copy {cfg.ingest.thumb_size} px; faces come from the appearance stage)"
