@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from photopoet.config import load_config
-from photopoet.pipeline import open_cache
+from photopoet.core.cache import open_cache
 from photopoet.stages.cull import (
     _Pairs,
     _signals,

@@ -103,7 +103,7 @@ def alignment_by_truth(photos: Path, truth: dict[str, Any], cache_dir: Path) -> 
     import hashlib
     import itertools
 
-    from photopoet.cache import Cache
+    from photopoet.core.cache import Cache
     from photopoet.stages.cull import ALIGN_KIND
 
     sha = {name: hashlib.sha256((photos / name).read_bytes()).hexdigest() for name in truth["photos"]}

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from photopoet.config import load_config
+from photopoet.core.cache import with_cache
 from photopoet.evaluation.grouping import (
     evaluate_run_path,
     load_truth,
@@ -39,7 +40,7 @@ from photopoet.evaluation.grouping import (
     post_shape,
     subset_understanding,
 )
-from photopoet.pipeline import with_cache, with_scenes
+from photopoet.pipeline import with_scenes
 from photopoet.stages.cull import cull
 from photopoet.stages.group import group_understood
 from photopoet.stages.ingest import ingest

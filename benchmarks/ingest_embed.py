@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from photopoet.cache import Cache
 from photopoet.config import load_config
+from photopoet.core.cache import Cache
 from photopoet.stages.ingest import ingest
 from photopoet.stages.understand import ModelSet, understand
 

@@ -22,8 +22,9 @@ from caption_eval import is_test, settings
 from label_threshold import score
 
 from photopoet.config import load_config
+from photopoet.core.cache import with_cache
 from photopoet.evaluation.grouping import understand_folder
-from photopoet.pipeline import with_cache, with_scenes
+from photopoet.pipeline import with_scenes
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES: dict[str, tuple[str, ...] | None] = {

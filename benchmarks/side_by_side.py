@@ -28,9 +28,10 @@ from caption_eval import is_test, reference, settings
 from tqdm import tqdm
 
 from photopoet.config import load_config
+from photopoet.core.cache import with_cache
+from photopoet.core.files import atomic_write_text
 from photopoet.evaluation.grouping import understand_folder
-from photopoet.fsutil import atomic_write_text
-from photopoet.pipeline import post_scenes, with_cache, with_scenes
+from photopoet.pipeline import post_scenes, with_scenes
 from photopoet.poetry.select import write_poems
 from photopoet.records import Post
 from photopoet.stages.write.texts import TextWriter, write_texts

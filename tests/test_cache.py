@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photopoet.cache import SCHEMA_VERSION, Cache, CacheError
 from photopoet.config import IngestConfig
+from photopoet.core.cache import SCHEMA_VERSION, Cache
+from photopoet.errors import CacheError
 from photopoet.stages import ingest as ingest_mod
 from photopoet.stages.ingest import ingest, load_working_copy
 
@@ -174,7 +175,7 @@ def test_excluded_files_are_retried_not_cached(tmp_path):
 _CHILD = textwrap.dedent(
     """
     import sys, time
-    from photopoet.cache import Cache
+    from photopoet.core.cache import Cache
     from photopoet.config import IngestConfig
     from photopoet.stages import ingest as m
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from write_fakes import HashEncoder, ScriptedGenerator
 
-from photopoet.config import CaptionConfig, ConfigError, load_config
+from photopoet.config import CaptionConfig, load_config
+from photopoet.errors import ConfigError, StyleFileError
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter, caption_prompt
 from photopoet.stages.write.clean import clean_caption, drop_repeats, has_loop, truncate
-from photopoet.stages.write.style import StyleBank, StyleExample, StyleFileError, load_style_file
+from photopoet.stages.write.style import StyleBank, StyleExample, load_style_file
 from photopoet.stages.write.template import hashtags_for, template_caption
 
 

@@ -5,7 +5,8 @@ import yaml
 from typer.testing import CliRunner
 
 from photopoet.cli import app
-from photopoet.config import Config, ConfigError, load_config
+from photopoet.config import Config, load_config
+from photopoet.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image, ImageEnhance, ImageFilter
 from typer.testing import CliRunner
 
-from photopoet.cache import Cache
 from photopoet.cli import app
 from photopoet.config import CullConfig, load_config
+from photopoet.core.cache import Cache
 from photopoet.pipeline import dedupe_folder
 from photopoet.stages import cull as cull_mod
 from photopoet.stages.cull import CullResult, cull, knn_pairs

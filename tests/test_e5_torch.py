@@ -8,15 +8,8 @@ import numpy as np
 import pytest
 from retriever_fakes import tiny_model
 
-from photopoet.models.e5_torch import (
-    META,
-    E5FileError,
-    E5Tokenizer,
-    TorchE5Encoder,
-    _dequant_q4,
-    _quant_q4,
-    read_model_file,
-)
+from photopoet.errors import E5FileError
+from photopoet.models.e5_torch import META, E5Tokenizer, TorchE5Encoder, _dequant_q4, _quant_q4, read_model_file
 from photopoet.poetry.select import shipped_index_path
 
 

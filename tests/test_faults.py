@@ -19,10 +19,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from photopoet.cache import Cache
 from photopoet.cli import app
 from photopoet.config import RenderConfig, load_config
-from photopoet.pipeline import RunError, run
+from photopoet.core.cache import Cache
+from photopoet.errors import RunError
+from photopoet.pipeline import run
 from photopoet.records import Post, Understood
 from photopoet.stages.ingest import ingest
 from photopoet.stages.render import render_report, write_post_folders
@@ -398,7 +399,7 @@ def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 if where == "mid-ingest":  # after the first batch of working copies reached the cache
-    from photopoet.cache import Cache
+    from photopoet.core.cache import Cache
     real = Cache.put_photos
     def put(self, items):
         real(self, items)

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from test_group import item, two_scenes, unit
 
-from photopoet.config import ConfigError, GroupConfig, load_config
-from photopoet.evaluation.grouping import TruthError, baseline_kmeans, evaluate_grouping, load_truth
+from photopoet.config import GroupConfig, load_config
+from photopoet.errors import ConfigError, TruthError
+from photopoet.evaluation.grouping import baseline_kmeans, evaluate_grouping, load_truth
 from photopoet.metrics.clustering import clustering_scores, purity
 from photopoet.stages.group import group_photos
 from photopoet.stages.understand import apply_faces, calibrate, pick_labels

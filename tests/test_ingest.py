@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from photopoet.cache import Cache
 from photopoet.config import IngestConfig
+from photopoet.core.cache import Cache
 from photopoet.stages.ingest import (
     ingest,
     iter_files,

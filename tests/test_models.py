@@ -511,8 +511,8 @@ def test_real_gemma_generates_through_transformers() -> None:
 def test_hub_tier_labels_are_z_scores_against_a_clip_background(tiny_clip: Path, tmp_path: Path, photos) -> None:
     # the whole understand stage on the hub tier: label scores are calibrated against mixtures of CLIP text
     # vectors of the ImageNet class names (the hub branch of background_vectors), not left as raw cosines
-    from photopoet.cache import Cache
     from photopoet.config import load_config
+    from photopoet.core.cache import Cache
     from photopoet.stages.ingest import ingest
     from photopoet.stages.understand import ModelSet, background_vectors, understand
 

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from photopoet.cli import app
 from photopoet.config import load_config
-from photopoet.pipeline import RunError, run
+from photopoet.errors import RunError
+from photopoet.pipeline import run
 from photopoet.samples import make_samples
 
 

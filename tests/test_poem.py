@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from photopoet.cli import app
-from photopoet.config import ConfigError, load_config
+from photopoet.config import load_config
+from photopoet.errors import ConfigError, CorpusError, PoemIndexError
 from photopoet.models import create_text_encoder
-from photopoet.poetry.corpus import CorpusError, Poem, cjk_chars, load_jsonl, split_lines, to_simplified
-from photopoet.poetry.index import PoemIndex, PoemIndexError, build_index
+from photopoet.poetry.corpus import Poem, cjk_chars, load_jsonl, split_lines, to_simplified
+from photopoet.poetry.index import PoemIndex, build_index
 from photopoet.poetry.select import PoemWriter, clean_generated, is_regular_form, lexical_agreement
 
 # A tiny corpus: three poems in traditional characters (as the Tang collection is), three in simplified.

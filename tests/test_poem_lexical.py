@@ -7,16 +7,9 @@ import pytest
 from test_poem import POEMS, corpus_file, encoder, index_dir  # noqa: F401  (module fixtures)
 
 from photopoet.config import load_config
+from photopoet.errors import LexicalIndexError
 from photopoet.poetry.index import PoemIndex, build_index
-from photopoet.poetry.lexical import (
-    LEXICAL_DIR,
-    LexicalIndex,
-    LexicalIndexError,
-    ranks_of,
-    reciprocal_rank_fusion,
-    terms,
-    top_k,
-)
+from photopoet.poetry.lexical import LEXICAL_DIR, LexicalIndex, ranks_of, reciprocal_rank_fusion, terms, top_k
 from photopoet.poetry.select import fuse, rerank
 
 LINES = [

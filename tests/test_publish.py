@@ -12,10 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from typer.testing import CliRunner
 
-from photopoet.cache import Cache
 from photopoet.cli import app
 from photopoet.config import RenderConfig, load_config
-from photopoet.publish import LEDGER_NAME, PublishError, dry_run, load_posts, publish_live
+from photopoet.core.cache import Cache
+from photopoet.errors import PublishError
+from photopoet.publish import LEDGER_NAME, dry_run, load_posts, publish_live
 from photopoet.records import Post, Understood
 from photopoet.stages.ingest import ingest
 from photopoet.stages.render import write_post_folders
@@ -508,7 +509,7 @@ def test_lost_publish_then_edited_caption_is_still_not_posted_twice(out, graph, 
     ],
 )
 def test_publish_and_render_settings_are_validated(tmp_path, yaml_text, message):
-    from photopoet.config import ConfigError
+    from photopoet.errors import ConfigError
 
     f = tmp_path / "c.yaml"
     f.write_text(yaml_text, encoding="utf-8")
@@ -531,7 +532,7 @@ def test_dry_run_does_not_ask_for_a_token_that_is_set(out, monkeypatch):
 
 def test_graph_url_must_be_https(tmp_path):
     """Issue 19: an http:// graph_url was accepted; the token would travel in clear text."""
-    from photopoet.config import ConfigError
+    from photopoet.errors import ConfigError
 
     f = tmp_path / "c.yaml"
     f.write_text("publish:\n  graph_url: http://graph.instagram.com\n", encoding="utf-8")

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from photopoet.cli import app
 from photopoet.config import load_config
+from photopoet.errors import RunError
 from photopoet.executors.shards import read_index, shard_files
-from photopoet.pipeline import RunError, run
+from photopoet.pipeline import run
 
 ray = pytest.importorskip("ray", reason="the ray extra is part of `make test` (pip install -e '.[dev]')")
 

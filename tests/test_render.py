@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photopoet.cache import Cache
 from photopoet.config import RenderConfig, load_config
+from photopoet.core.cache import Cache
 from photopoet.instagram import (
     MAX_CAPTION_CHARS,
     aspect_ok,

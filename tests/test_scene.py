@@ -9,8 +9,9 @@ import pytest
 import skimage.data
 from PIL import Image, ImageDraw, ImageFont
 
-from photopoet.cache import Cache
-from photopoet.config import ConfigError, SceneConfig, load_config
+from photopoet.config import SceneConfig, load_config
+from photopoet.core.cache import Cache
+from photopoet.errors import ConfigError
 from photopoet.records import Place, PostScene, Scene, TextLine, Understood
 from photopoet.stages import scene as scene_stage
 from photopoet.stages.appearance import appearance

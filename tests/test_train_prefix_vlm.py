@@ -13,7 +13,8 @@ import tiny_models
 from typer.testing import CliRunner
 
 from photopoet.cli import app
-from photopoet.config import ConfigError, load_config
+from photopoet.config import load_config
+from photopoet.errors import ConfigError, StyleTrainError
 from photopoet.train.prefix_vlm import (
     PhotoFeatures,
     _load_lm,
@@ -22,7 +23,6 @@ from photopoet.train.prefix_vlm import (
     prompt_ids,
     train_prefix_vlm,
 )
-from photopoet.train.style import TrainError
 from photopoet.train.style_data import is_test_post
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -149,7 +149,7 @@ def test_resume_after_a_stop_matches_one_run(two_caption_lm: Path, tmp_path: Pat
     # a finished run says so and does nothing; other settings in the same folder are refused
     again = train_prefix_vlm(data, tmp_path / "img", tmp_path / "two", cfg, **kw)
     assert again.step == 7 and again.resumed_from == 7
-    with pytest.raises(TrainError, match="holds a run with other settings"):
+    with pytest.raises(StyleTrainError, match="holds a run with other settings"):
         train_prefix_vlm(data, tmp_path / "img", tmp_path / "two", _cfg(two_caption_lm, image_tokens=3), **kw)
 
 
@@ -171,16 +171,16 @@ def test_bad_lines_are_reported_with_their_number_and_skipped(two_caption_lm: Pa
 def test_refusals_name_the_reason(two_caption_lm: Path, tmp_path: Path) -> None:
     data, feats = _posts(tmp_path)
     cfg = _cfg(two_caption_lm, max_steps=1, generate_every_eval=False)
-    with pytest.raises(TrainError, match="no such images folder"):
+    with pytest.raises(StyleTrainError, match="no such images folder"):
         train_prefix_vlm(data, tmp_path / "nope", tmp_path / "out", cfg, features=feats, progress=False)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("{}\n")
-    with pytest.raises(TrainError, match="no usable post"):
+    with pytest.raises(StyleTrainError, match="no usable post"):
         train_prefix_vlm(empty, tmp_path / "img", tmp_path / "out", cfg, features=feats, progress=False)
     train_prefix_vlm(data, tmp_path / "img", tmp_path / "out", cfg, features=feats, progress=False, echo=lambda s: 0)
-    with pytest.raises(TrainError, match="trained on test:synthetic image features, but this config gives other"):
+    with pytest.raises(StyleTrainError, match="trained on test:synthetic image features, but this config gives other"):
         load_prefix_vlm(tmp_path / "out" / "best", cfg, image_encoder="other")
-    with pytest.raises(TrainError, match="not a prefix-VLM folder"):
+    with pytest.raises(StyleTrainError, match="not a prefix-VLM folder"):
         load_prefix_vlm(tmp_path, cfg)
     with pytest.raises(ConfigError, match="images"):
         load_config(None, {"train_vlm": {"prompt": "no slot"}})

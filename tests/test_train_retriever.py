@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 
 from photopoet.cli import app
 from photopoet.config import load_config
+from photopoet.errors import PoemIndexError, RetrieverTrainError
 from photopoet.models.e5_torch import TorchE5Encoder
 from photopoet.poetry.corpus import Poem
-from photopoet.poetry.index import PoemIndex, PoemIndexError, build_index, index_for_encoder
+from photopoet.poetry.index import PoemIndex, build_index, index_for_encoder
 from photopoet.poetry.pairs import load_pairs
 from photopoet.train.retriever import SplitEncoder, mine_negatives, split_by_poem, train_retriever
 
@@ -199,9 +200,8 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path, base
     wa, wb = _weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last")
     assert all(np.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
     # other settings in the same folder: refused, not mixed
-    from photopoet.train.retriever import TrainError
 
-    with pytest.raises(TrainError, match="other pairs, base model or settings"):
+    with pytest.raises(RetrieverTrainError, match="other pairs, base model or settings"):
         train_retriever(data, tmp_path / "b", small_cfg(lr=1e-3), encoder=enc, progress=False, log=lambda m: None)
 
 
@@ -286,7 +286,7 @@ def test_poem_uses_a_fine_tuned_retriever_for_the_words(tmp_path, base, pairs_fi
     assert w.text_index.encoder_name == w.text_encoder.name != ix.encoder_name
     assert w.text_index.path.parent == tmp_path / "cache" / "poetry" / "reembedded"
     # a missing retriever folder is a clear error naming it
-    from photopoet.models.e5_torch import E5FileError
+    from photopoet.errors import E5FileError
 
     with pytest.raises(E5FileError, match="no such fine-tuned encoder folder"):
         PoemWriter(cfg, tmp_path / "cache", text_encoder=start, index=ix.path, retriever=tmp_path / "nope").write(

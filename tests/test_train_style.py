@@ -11,9 +11,10 @@ import pytest
 import tiny_models
 from write_fakes import HashEncoder
 
-from photopoet.config import ConfigError, load_config
-from photopoet.models.adapter import AdapterError, adapter_digest, check_adapter_dir
-from photopoet.train.style import PostFeatures, TrainError, train_style
+from photopoet.config import load_config
+from photopoet.errors import AdapterError, ConfigError, StyleTrainError
+from photopoet.models.adapter import adapter_digest, check_adapter_dir
+from photopoet.train.style import PostFeatures, train_style
 from photopoet.train.style_data import clean_for_training, is_test_post, load_posts, split_posts
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -271,7 +272,7 @@ def test_ctrl_c_finishes_the_step_saves_last_and_restores_the_handler(
 def test_other_settings_in_the_same_folder_are_refused(tmp_path: Path, tiny_gemma: Path) -> None:
     out = tmp_path / "run"
     _train(tmp_path, tiny_gemma, out, _cfg(tmp_path, max_steps=1))
-    with pytest.raises(TrainError, match="other settings"):
+    with pytest.raises(StyleTrainError, match="other settings"):
         _train(tmp_path, tiny_gemma, out, _cfg(tmp_path, max_steps=2, lora_r=8))
 
 
@@ -311,7 +312,7 @@ def test_loss_on_caption_tokens_equals_the_full_model_loss(tiny_gemma: Path) -> 
 def test_needs_train_and_validation_posts(tmp_path: Path, tiny_gemma: Path) -> None:
     data = tmp_path / "one.jsonl"
     write_data(data, n=1)
-    with pytest.raises(TrainError, match="at least one of each"):
+    with pytest.raises(StyleTrainError, match="at least one of each"):
         _train(tmp_path, tiny_gemma, tmp_path / "run", _cfg(tmp_path), data=data)
 
 

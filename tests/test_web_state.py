@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from photopoet.errors import UnsafePath
 from photopoet.web import state as st
-from photopoet.web.safety import UnsafePath, check_upload, clean_filename, is_loopback, safe_path
+from photopoet.web.safety import check_upload, clean_filename, is_loopback, safe_path
 
 
 def _run_out(tmp_path: Path, n_posts: int = 2, per_post: int = 3) -> Path:

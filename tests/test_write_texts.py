@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from write_fakes import HashEncoder
 
-from photopoet.cache import Cache
 from photopoet.config import load_config
+from photopoet.core.cache import Cache
 from photopoet.records import Photo, Post, Understood
 from photopoet.stages.write.texts import TextWriter, write_texts
 

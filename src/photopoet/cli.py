@@ -98,9 +98,7 @@ def run(
     cfg = _load(config, overrides or None)
     if cfg.executor.kind == "local" and ray_address is not None:
         _fail("--ray-address is only used with --executor ray")
-    from photopoet.cache import CacheError
-    from photopoet.models.adapter import AdapterError
-    from photopoet.pipeline import RunError
+    from photopoet.errors import AdapterError, CacheError, RunError
     from photopoet.pipeline import run as run_pipeline
 
     try:
@@ -140,8 +138,8 @@ def dedupe(
     import json
 
     cfg = _load(config)
-    from photopoet.cache import CacheError
-    from photopoet.pipeline import RunError, dedupe_folder
+    from photopoet.errors import CacheError, RunError
+    from photopoet.pipeline import dedupe_folder
 
     try:
         res = dedupe_folder(photos, cfg, progress=not (quiet or as_json))
@@ -201,8 +199,8 @@ def group(
     import json
 
     cfg = _load(config)
-    from photopoet.cache import CacheError
-    from photopoet.pipeline import RunError, group_folder
+    from photopoet.errors import CacheError, RunError
+    from photopoet.pipeline import group_folder
 
     try:
         res = group_folder(photos, cfg, progress=not quiet and not json_out)

@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from photopoet.config import Config, ConfigError, load_config
+from photopoet.config import Config, load_config
+from photopoet.errors import ConfigError
 
 
 def fail(msg: str, code: int = 2) -> None:

@@ -44,7 +44,8 @@ def triplets(
     "similarity"}. Groups already in OUT are skipped, so a stopped run goes on where it was. Caption lines that
     cannot be used are reported as FILE:LINE and skipped. Settings: the triplets section of the config.
     """
-    from photopoet.train.triplets import TripletsError, build_triplets
+    from photopoet.errors import TripletsError
+    from photopoet.train.triplets import build_triplets
 
     cfg = _load(config)
 

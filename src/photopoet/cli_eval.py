@@ -52,7 +52,8 @@ def dedupe(
     """
     import time
 
-    from photopoet.config import ConfigError, load_config
+    from photopoet.config import load_config
+    from photopoet.errors import ConfigError
     from photopoet.evaluation.dedupe_set import load_truth
     from photopoet.metrics.duplicates import duplicate_metrics, format_table, tier_confusion
 
@@ -64,7 +65,8 @@ def dedupe(
         data = load_truth(truth)
     except ValueError as e:
         _fail(str(e))
-    from photopoet.pipeline import RunError, dedupe_folder
+    from photopoet.errors import RunError
+    from photopoet.pipeline import dedupe_folder
 
     t0 = time.perf_counter()
     try:
@@ -114,9 +116,9 @@ def grouping(
     the baseline a simple tool uses (k-means on the same features, k = round(sqrt(n / 2)))."""
     import json
 
-    from photopoet.config import ConfigError, load_config
-    from photopoet.evaluation.grouping import TruthError, evaluate_folder
-    from photopoet.pipeline import RunError
+    from photopoet.config import load_config
+    from photopoet.errors import ConfigError, RunError, TruthError
+    from photopoet.evaluation.grouping import evaluate_folder
 
     try:
         cfg = load_config(config)
@@ -175,9 +177,10 @@ def text(
     Lines that cannot be read are reported as FILE:LINE and skipped; ids found in only one file are listed
     and left out.
     """
-    from photopoet.evaluation.text import TextEvalError, evaluate_files
-    from photopoet.fsutil import atomic_write_text
-    from photopoet.metrics.text import TOKENIZERS, TokenizerError
+    from photopoet.core.files import atomic_write_text
+    from photopoet.errors import TextEvalError, TokenizerError
+    from photopoet.evaluation.text import evaluate_files
+    from photopoet.metrics.text import TOKENIZERS
 
     if tokenizer not in TOKENIZERS:
         _fail(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}")
@@ -250,16 +253,16 @@ def prefix_vlm(
     the loss gap when each post gets another post's photos, and the generated captions' BLEU-1/2/4 and ROUGE-L
     against the posts' own captions."""
     from photopoet.cli_common import load as _load
-    from photopoet.fsutil import atomic_write_text
+    from photopoet.core.files import atomic_write_text
+    from photopoet.errors import StyleTrainError
     from photopoet.train.prefix_vlm import evaluate_posts
-    from photopoet.train.style import TrainError
 
     cfg = _load(config, None)
     try:
         m, samples = evaluate_posts(
             model, data, images, cfg, split=split, progress=not quiet, echo=lambda s: typer.echo(s, err=True)
         )
-    except TrainError as e:
+    except StyleTrainError as e:
         _fail(str(e))
     if out is not None:
         atomic_write_text(out, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))

@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
 def _image_vectors(posts: Sequence[PostArg], cfg, cache_dir: Path, batch: bool) -> list[tuple[Any, list[str]]]:
     """For each post: the text-space vectors of its readable images (None for none; bad ones are reported and
     skipped) and their top concepts. One model set encodes all posts' images, a model batch at a time."""
-    from photopoet.stages.ingest import RejectedFile, decode_photo, working_copy_from_bytes
+    from photopoet.errors import RejectedFile
+    from photopoet.stages.ingest import decode_photo, working_copy_from_bytes
     from photopoet.stages.understand import ModelSet
 
     enc = PhotoEncoder(lambda: ModelSet(cfg, cache_dir), cfg.models.batch_size, 3)
@@ -120,7 +121,7 @@ def poem(
     posts: one object a line, with "id" first.
     """
     cfg = _load(config)
-    from photopoet.poetry.index import PoemIndexError
+    from photopoet.errors import PoemIndexError
     from photopoet.poetry.select import PoemWriter
 
     specs = collect_posts(images, posts) if images or posts is not None else [PostArg(id="", images=())]
@@ -142,7 +143,7 @@ def poem(
             if batch
             else "no readable image and no --text: nothing to write a poem about"
         )
-    from photopoet.models.e5_torch import E5FileError
+    from photopoet.errors import E5FileError
 
     try:
         results = PoemWriter(cfg, cache_dir, index=index, retriever=retriever).write_many(queries)
@@ -179,8 +180,9 @@ def poem_search(
     if (query is None) == (queries is None):
         _fail("give exactly one of --query and --queries")
     cfg = _load(config)
+    from photopoet.errors import PoemIndexError
     from photopoet.models import create_text_encoder
-    from photopoet.poetry.index import PoemIndex, PoemIndexError
+    from photopoet.poetry.index import PoemIndex
     from photopoet.poetry.select import search_lines
 
     items: list[tuple[Any, str]] = []
@@ -204,7 +206,7 @@ def poem_search(
                 typer.echo(f'{queries}:{n}: expected {{"id", "query": text}}; skipped', err=True)
                 continue
             items.append((rec["id"], rec["query"]))
-    from photopoet.models.e5_torch import E5FileError
+    from photopoet.errors import E5FileError
 
     folder = retriever if retriever is not None else cfg.poem.retriever
     try:
@@ -260,7 +262,8 @@ def corpus_index(
     Resumable: run the same command again after an interruption and it goes on where it stopped.
     """
     cfg = _load(config)
-    from photopoet.poetry.corpus import CorpusError, load_jsonl
+    from photopoet.errors import CorpusError
+    from photopoet.poetry.corpus import load_jsonl
     from photopoet.poetry.index import build_index
 
     try:
@@ -316,7 +319,8 @@ def corpus_install(
     if bad or not chosen:
         _fail(f"--kinds: unknown collection(s) {', '.join(bad) or '(none)'}; choose from tang, song, ci")
     cfg = _load(config)
-    from photopoet.poetry.corpus import CorpusError, choose_popular, load_npm
+    from photopoet.errors import CorpusError
+    from photopoet.poetry.corpus import choose_popular, load_npm
     from photopoet.poetry.index import build_index
     from photopoet.poetry.install import npm_pack
     from photopoet.poetry.select import installed_index_path

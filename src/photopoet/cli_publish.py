@@ -64,8 +64,9 @@ def register(app: typer.Typer) -> None:
         if live and dry_run:
             fail("choose --live or --dry-run, not both")
         cfg = load(config)
-        from photopoet.publish import PublishError, publish_live
+        from photopoet.errors import PublishError
         from photopoet.publish import dry_run as plan
+        from photopoet.publish import publish_live
 
         only = list(post or [])
         if not out.is_dir():

@@ -39,7 +39,8 @@ def serve(
     Every change is saved at once to OUT/review.json, so a reload or a restart loses nothing. Open the address
     it prints in a browser. Only photos under PHOTOS and files under OUT are ever served.
     """
-    from photopoet.pipeline import RunError, check_folders, check_photo_folder
+    from photopoet.core.folders import check_folders, check_photo_folder
+    from photopoet.errors import RunError
     from photopoet.web.safety import is_loopback
 
     cfg = load(config)

@@ -66,13 +66,12 @@ def style(
         if v is not None:
             over["train_style"][k] = v
     cfg = _load(config, over)
-    from photopoet.pipeline import RunError
-    from photopoet.train.style import TrainError, train_style
-    from photopoet.train.style_data import DataFileError
+    from photopoet.errors import DataFileError, RunError, StyleTrainError
+    from photopoet.train.style import train_style
 
     try:
         res = train_style(data, images, out, cfg, progress=not quiet, echo=lambda s: typer.echo(s, err=True))
-    except (TrainError, DataFileError, RunError) as e:
+    except (StyleTrainError, DataFileError, RunError) as e:
         _fail(str(e))
     except KeyboardInterrupt:
         typer.echo(f"interrupted; run the same command again to continue from {out / 'last'}", err=True)
@@ -144,10 +143,9 @@ def train_retriever_cmd(
         if val is not None:
             overrides.setdefault("train_retriever", {})[key] = val
     cfg = _load(config, overrides or None)
-    from photopoet.models.e5_torch import E5FileError
-    from photopoet.poetry.corpus import CorpusError
+    from photopoet.errors import CorpusError, E5FileError, RetrieverTrainError
     from photopoet.poetry.pairs import load_pairs, shuimo_pairs, shuimo_poems
-    from photopoet.train.retriever import TrainError, train_retriever
+    from photopoet.train.retriever import train_retriever
 
     if pairs is not None and tarball is not None:
         _fail("give --pairs or --tarball, not both")
@@ -188,7 +186,7 @@ def train_retriever_cmd(
             progress=not quiet,
             log=typer.echo,
         )
-    except (TrainError, E5FileError) as e:
+    except (RetrieverTrainError, E5FileError) as e:
         _fail(str(e))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
@@ -259,12 +257,12 @@ def prefix_vlm(
         if v is not None:
             over["train_vlm"][k] = v
     cfg = _load(config, over)
+    from photopoet.errors import StyleTrainError
     from photopoet.train.prefix_vlm import train_prefix_vlm
-    from photopoet.train.style import TrainError
 
     try:
         res = train_prefix_vlm(data, images, out, cfg, progress=not quiet, echo=lambda s: typer.echo(s, err=True))
-    except TrainError as e:
+    except StyleTrainError as e:
         _fail(str(e))
     except KeyboardInterrupt:
         typer.echo(f"interrupted; run the same command again to continue from {out / 'last'}", err=True)

@@ -258,7 +258,7 @@ def _understand(posts: Sequence[PostArg], cfg, batch: bool):
     """Models, cache folder and the posts with readable photos (vectors, concepts); one model set for all."""
     from pillow_heif import register_heif_opener
 
-    from photopoet.pipeline import open_cache
+    from photopoet.core.cache import open_cache
     from photopoet.stages.understand import ModelSet
 
     register_heif_opener()
@@ -393,8 +393,7 @@ def caption(
         )
         for s, labs in zip(seen, _post_labels(models, seen, given, cfg), strict=True)
     ]
-    from photopoet.models.adapter import AdapterError
-    from photopoet.stages.write.style import StyleFileError
+    from photopoet.errors import AdapterError, StyleFileError
 
     try:
         results = writer.captions.write_many(items, mode=mode)

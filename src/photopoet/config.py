@@ -15,9 +15,7 @@ import yaml
 from platformdirs import user_cache_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-
-class ConfigError(ValueError):
-    """A configuration file that cannot be used; the message names the file and the key."""
+from photopoet.errors import ConfigError
 
 
 class _Section(BaseModel):

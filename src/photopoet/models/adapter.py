@@ -12,12 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from photopoet.errors import AdapterError
+
 ADAPTER_META = "photopoet_adapter.json"
 _WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
-
-
-class AdapterError(ValueError):
-    """An adapter folder that cannot be used; the message names the folder and the reason."""
 
 
 def check_adapter_dir(path: str | Path) -> Path:

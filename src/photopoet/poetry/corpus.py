@@ -20,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from photopoet.errors import CorpusError
+
 SENTENCE_END = "。！？；!?;"
 CLAUSE_SEP = "，、,：:"
 _NOTE = re.compile(r"（[^（）]*）|\([^()]*\)|〖[^〗]*〗|【[^】]*】")
@@ -28,10 +30,6 @@ _CJK = re.compile(r"[\u3400-\u9fff\U00020000-\U0002ffff]")
 _SPLIT_SENT = re.compile(rf"(?<=[{SENTENCE_END}])")
 _SPLIT_CLAUSE = re.compile(rf"(?<=[{CLAUSE_SEP}])")
 POPULAR_TAGS = ("唐诗三百首", "宋词三百首")
-
-
-class CorpusError(ValueError):
-    """A corpus that cannot be read at all (missing file, not a chinese-poetry package); names the file."""
 
 
 @dataclass(frozen=True)

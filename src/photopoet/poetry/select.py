@@ -41,9 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from photopoet.errors import PoemIndexError
 from photopoet.models.base import Generator, TextEncoder, l2_normalize
 from photopoet.poetry.corpus import cjk_chars, halves, has_cjk, to_simplified
-from photopoet.poetry.index import PoemIndex, PoemIndexError
+from photopoet.poetry.index import PoemIndex
 from photopoet.poetry.lexical import ranks_of, reciprocal_rank_fusion, top_k
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from photopoet.cache import Cache
+from photopoet.core.cache import Cache
 from photopoet.records import Photo
 from photopoet.stages.ingest import working_copy_from_bytes
 

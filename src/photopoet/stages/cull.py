@@ -55,8 +55,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from photopoet.cache import Cache
 from photopoet.config import CullConfig
+from photopoet.core.cache import Cache
 from photopoet.records import Excluded, Understood
 
 SIGNALS_KIND = "cull-signals:v3"  # per photo: perceptual hash, quality, faces

@@ -44,8 +44,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from photopoet.cache import Cache
 from photopoet.config import IngestConfig
+from photopoet.core.cache import Cache
+from photopoet.errors import RejectedFile
 from photopoet.records import Excluded, Photo
 
 try:  # HEIC/HEIF (phones); the package is a dependency, but a broken install should not stop JPEG users
@@ -84,10 +85,6 @@ class IngestResult:
     decoded: int  # photos whose content was decoded this run
     reused: int  # photos served from the cache without decoding (decoded + reused == len(photos))
     warnings: list[FileWarning] = field(default_factory=list)  # walk order (kept in the cache with the photo)
-
-
-class RejectedFile(Exception):
-    """A file that is not used; the message is the reason shown to the user."""
 
 
 @dataclass(frozen=True)

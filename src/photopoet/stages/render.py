@@ -26,9 +26,15 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from tqdm import tqdm
 
 from photopoet import __version__
-from photopoet.cache import Cache
 from photopoet.config import RenderConfig
-from photopoet.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, free_name, remove_leftover_tmp
+from photopoet.core.cache import Cache
+from photopoet.core.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    free_name,
+    remove_leftover_tmp,
+)
 from photopoet.instagram import check_post, fit_aspect, fit_caption, post_kind
 from photopoet.records import Excluded, Post, Understood
 from photopoet.stages.ingest import load_working_copy

@@ -37,8 +37,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from photopoet.cache import Cache
 from photopoet.config import SceneConfig
+from photopoet.core.cache import Cache
 from photopoet.records import Place, Scene, TextLine, Understood
 from photopoet.stages.ingest import working_copy_from_bytes
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from photopoet.cache import Cache
 from photopoet.config import Config
+from photopoet.core.cache import Cache
 from photopoet.records import Label, Photo, Understood
 from photopoet.stages.concepts import class_index, plain_concepts
 from photopoet.stages.ingest import working_copy_from_bytes

@@ -41,10 +41,10 @@ import numpy as np
 from tqdm import tqdm
 
 from photopoet.config import Config
-from photopoet.fsutil import atomic_write_json, atomic_write_text
+from photopoet.core.files import atomic_write_json, atomic_write_text
+from photopoet.errors import StyleTrainError
 from photopoet.train.style import (
     STATE_FILE,
-    TrainError,
     _r,
     _recover,
     _rng_state,
@@ -88,13 +88,13 @@ class VLMExample:
 
 def photo_features(images_dir: Path, cfg: Config, *, progress: bool = True) -> PhotoFeatures:
     """The run's frozen image features for every photo of ``images_dir`` (through the run cache)."""
+    from photopoet.errors import RunError
     from photopoet.evaluation.grouping import understand_folder
-    from photopoet.pipeline import RunError
 
     try:
         _, und = understand_folder(images_dir, cfg, progress=progress)
     except RunError as e:
-        raise TrainError(str(e)) from None
+        raise StyleTrainError(str(e)) from None
     vecs = {Path(u.photo.path).name: np.asarray(und.features[i], dtype=np.float32) for i, u in enumerate(und.photos)}
     dim = int(und.features.shape[1]) if len(vecs) else 0
     return PhotoFeatures(vecs, f"{cfg.models.tier}:{cfg.models.image}", dim)
@@ -304,11 +304,11 @@ def _load_lm(source: str, device: str):
         dtype = torch.float32 if device == "cpu" else "auto"
         lm = AutoModelForCausalLM.from_pretrained(source, **dtype_kwarg(dtype))
     except (OSError, ValueError) as e:
-        raise TrainError(f"{source}: cannot load the language model: {e}") from None
+        raise StyleTrainError(f"{source}: cannot load the language model: {e}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if tok.eos_token_id is None:
-        raise TrainError(f"{source}: the tokenizer has no end-of-text token")
+        raise StyleTrainError(f"{source}: the tokenizer has no end-of-text token")
     if PLACEHOLDER not in tok.get_vocab():
         from tokenizers import AddedToken
 
@@ -398,18 +398,18 @@ def load_prefix_vlm(folder: Path | str, cfg: Config, *, image_encoder: str | Non
     the cache key of the features it will be given; it must be the one it was trained on."""
     from safetensors.torch import load_file
 
+    from photopoet.core.cache import open_cache
     from photopoet.models.base import resolve_device
-    from photopoet.pipeline import open_cache
 
     d = Path(folder)
     if not (d / META_FILE).is_file() or not (d / WEIGHTS_FILE).is_file():
-        raise TrainError(f"{d}: not a prefix-VLM folder (no {META_FILE} / {WEIGHTS_FILE}); give OUT/best of a run")
+        raise StyleTrainError(f"{d}: not a prefix-VLM folder (no {META_FILE} / {WEIGHTS_FILE}); give OUT/best of a run")
     try:
         meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
-        raise TrainError(f"{d / META_FILE}: unreadable: {e}") from None
+        raise StyleTrainError(f"{d / META_FILE}: unreadable: {e}") from None
     if image_encoder is not None and image_encoder != meta["image_encoder"]:
-        raise TrainError(
+        raise StyleTrainError(
             f"{d}: trained on {meta['image_encoder']} image features, but this config gives {image_encoder}; "
             "set models.tier / models.image as in training"
         )
@@ -418,12 +418,14 @@ def load_prefix_vlm(folder: Path | str, cfg: Config, *, image_encoder: str | Non
         _, cache_dir = open_cache(cfg)
         src2, name = _lm_source(cfg, cache_dir)
         if name != meta["lm"]:
-            raise TrainError(f"{d}: its language model {meta['lm']} ({src}) is not there and the config gives {name}")
+            raise StyleTrainError(
+                f"{d}: its language model {meta['lm']} ({src}) is not there and the config gives {name}"
+            )
         src = src2
     device = resolve_device(cfg.models.device)
     tok, lm, pid = _load_lm(src, device)
     if pid != meta["placeholder_id"]:
-        raise TrainError(f"{d}: placeholder token id {pid} differs from training's {meta['placeholder_id']}")
+        raise StyleTrainError(f"{d}: placeholder token id {pid} differs from training's {meta['placeholder_id']}")
     cls = _torch_module()
     model = cls(
         lm,
@@ -439,7 +441,9 @@ def load_prefix_vlm(folder: Path | str, cfg: Config, *, image_encoder: str | Non
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("lm.")]
     if missing or unexpected:
-        raise TrainError(f"{d / WEIGHTS_FILE}: does not fit the model (missing {missing}, unexpected {unexpected})")
+        raise StyleTrainError(
+            f"{d / WEIGHTS_FILE}: does not fit the model (missing {missing}, unexpected {unexpected})"
+        )
     model.to(device)
     model.eval()
     return LoadedVLM(model, tok, meta, device)
@@ -583,22 +587,22 @@ def prepare(
 ) -> tuple[dict[str, list[PostRecord]], CleaningReport, PhotoFeatures]:
     """Posts (cleaned, split by post) and the photos' frozen features."""
     if not images.is_dir():
-        raise TrainError(f"{images}: no such images folder")
-    from photopoet.train.style_data import DataFileError
+        raise StyleTrainError(f"{images}: no such images folder")
+    from photopoet.errors import DataFileError
 
     try:
         posts, report = load_posts(data, cfg.caption.max_chars, min_chars=cfg.caption.min_chars)
     except DataFileError as e:
-        raise TrainError(str(e)) from None
+        raise StyleTrainError(str(e)) from None
     for s in report.skipped:
         echo(f"skipped {s}")
     if not posts:
-        raise TrainError(f"{data}: no usable post (each line needs post_id, caption and images)")
+        raise StyleTrainError(f"{data}: no usable post (each line needs post_id, caption and images)")
     parts = split_posts(posts, cfg.train_vlm.val_fraction, cfg.train_vlm.seed)
     if features is None:
         features = photo_features(images, cfg, progress=progress)
     if not features.vectors:
-        raise TrainError(f"{images}: no readable photo")
+        raise StyleTrainError(f"{images}: no readable photo")
     return parts, report, features
 
 
@@ -622,14 +626,14 @@ def train_prefix_vlm(
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
+    from photopoet.core.cache import open_cache
     from photopoet.models.base import resolve_device
-    from photopoet.pipeline import open_cache
 
     tc = cfg.train_vlm
     data, images, out = Path(data), Path(images), Path(out)
     parts, report, features = prepare(data, images, cfg, features=features, progress=progress, echo=echo)
     if not parts["train"] or not parts["val"]:
-        raise TrainError(
+        raise StyleTrainError(
             f"{data}: {sum(map(len, parts.values()))} usable posts give {len(parts['train'])} to train on and "
             f"{len(parts['val'])} to validate on; at least one of each is needed"
         )
@@ -648,7 +652,7 @@ def train_prefix_vlm(
     train_ex = build_examples(parts["train"], features, tok, pid, tc, echo=echo)
     val_ex = build_examples(parts["val"], features, tok, pid, tc, echo=echo)
     if not train_ex or not val_ex:
-        raise TrainError(f"{images}: the photos of the training or validation posts are missing")
+        raise StyleTrainError(f"{images}: the photos of the training or validation posts are missing")
     fp = _fingerprint(tc, lm_name, features.encoder, train_ex, val_ex)
 
     last, best_dir = out / "last", out / "best"
@@ -659,7 +663,7 @@ def train_prefix_vlm(
         state = json.loads((last / STATE_FILE).read_text(encoding="utf-8"))
         if state.get("fingerprint") != fp:
             what = [k for k in fp if fp[k] != state.get("fingerprint", {}).get(k)]
-            raise TrainError(
+            raise StyleTrainError(
                 f"{out}: holds a run with other {', '.join(what) or 'settings'} than this one; to continue it, give "
                 "the same data and settings, or choose a new --out"
             )
@@ -851,16 +855,16 @@ def evaluate_posts(
     """Scores and generated captions of a trained model on one split of a posts file (``test``: the fixed
     held-out quarter, ``val``, ``train`` or ``all``)."""
     if split not in ("test", "val", "train", "all"):
-        raise TrainError(f"split must be test, val, train or all, got {split!r}")
+        raise StyleTrainError(f"split must be test, val, train or all, got {split!r}")
     data, images = Path(data), Path(images)
     parts, _, features = prepare(data, images, cfg, features=features, progress=progress, echo=echo)
     vlm = load_prefix_vlm(model_dir, cfg, image_encoder=features.encoder)
     posts = [p for ps in parts.values() for p in ps] if split == "all" else parts[split]
     if not posts:
-        raise TrainError(f"{data}: no post in the {split} split")
+        raise StyleTrainError(f"{data}: no post in the {split} split")
     ex = build_examples(posts, features, vlm.tok, vlm.meta["placeholder_id"], _tc_from_meta(vlm.meta, cfg), echo=echo)
     if not ex:
-        raise TrainError(f"{images}: none of the {split} posts' photos is there")
+        raise StyleTrainError(f"{images}: none of the {split} posts' photos is there")
     return evaluate(vlm.model, vlm.tok, ex, vlm.meta, vlm.device, cfg.train_vlm.batch_size, progress=progress)
 
 

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from photopoet.fsutil import atomic_write_json, atomic_write_text
+from photopoet.core.files import atomic_write_json, atomic_write_text
+from photopoet.errors import RetrieverTrainError
 from photopoet.poetry.pairs import Pair, PairSet, rank_metrics, rank_of
 
 if TYPE_CHECKING:
@@ -50,10 +51,6 @@ METRICS_FILE = "metrics.json"
 RUN_FILE = "run.json"
 NEG_FILE = "negatives.jsonl"
 RUN_VERSION = 1
-
-
-class TrainError(RuntimeError):
-    """Training cannot go on; the message names the file or setting and the reason."""
 
 
 @dataclass(frozen=True)
@@ -311,10 +308,10 @@ def train_retriever(
     out.mkdir(parents=True, exist_ok=True)
     epochs = cfg.epochs if epochs is None else epochs
     if not data.pairs:
-        raise TrainError(f"{data.source}: no usable pair")
+        raise RetrieverTrainError(f"{data.source}: no usable pair")
     split = split_by_poem(data, cfg.test_share, cfg.val_share, cfg.seed)
     if not split.train:
-        raise TrainError(f"{data.source}: no training pair left after holding out test and validation poems")
+        raise RetrieverTrainError(f"{data.source}: no training pair left after holding out test and validation poems")
     enc = encoder or TorchE5Encoder()
     lines, line_poems = candidate_table(data)
     settings = cfg.model_dump(mode="json")
@@ -330,9 +327,9 @@ def train_retriever(
         try:
             old = json.loads(run_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
-            raise TrainError(f"{run_path}: unreadable ({e}); use another --out") from None
+            raise RetrieverTrainError(f"{run_path}: unreadable ({e}); use another --out") from None
         if {k: old.get(k) for k in run} != run:
-            raise TrainError(
+            raise RetrieverTrainError(
                 f"{out}: holds a run with other pairs, base model or settings ({run_path}); "
                 "use another --out, or delete the folder to start over"
             )
@@ -369,14 +366,16 @@ def train_retriever(
             load_trained(enc.model, last / "model.safetensors")
             state = torch.load(last / STATE_FILE, map_location="cpu", weights_only=False)
         except Exception as e:  # a damaged checkpoint: say so rather than silently starting over
-            raise TrainError(f"{last}: cannot resume ({e}); delete it to start over") from None
+            raise RetrieverTrainError(f"{last}: cannot resume ({e}); delete it to start over") from None
 
     # mining and the 'before' scores use the starting model: computed once, kept in the output folder
     neg_path = out / NEG_FILE
     negs: dict[str, list[str]] = {}
     if state is None or "before" not in metrics or not neg_path.is_file():
         if state is not None:
-            raise TrainError(f"{out}: {METRICS_FILE} or {NEG_FILE} is missing; delete the folder to start over")
+            raise RetrieverTrainError(
+                f"{out}: {METRICS_FILE} or {NEG_FILE} is missing; delete the folder to start over"
+            )
         line_vecs = se.encode(lines, "passage")
         metrics = {"before": {"val": scores(split.val, line_vecs), "test": scores(split.test, line_vecs)}}
         train_q = se.encode([p.query for p in split.train], "query")

@@ -48,7 +48,8 @@ import numpy as np
 from tqdm import tqdm
 
 from photopoet.config import Config, TrainStyleConfig
-from photopoet.fsutil import atomic_write_json, atomic_write_text
+from photopoet.core.files import atomic_write_json, atomic_write_text
+from photopoet.errors import StyleTrainError
 from photopoet.models.adapter import ADAPTER_META
 from photopoet.stages.write.caption import CaptionInput, agreement, caption_prompt
 from photopoet.stages.write.clean import clean_caption
@@ -60,10 +61,6 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
 LOWER_IS_BETTER = {"val_loss"}
 EVAL_GENERATE_BATCH = 16
-
-
-class TrainError(RuntimeError):
-    """Training that cannot start or go on; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -407,15 +404,15 @@ def train_style(
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
 
+    from photopoet.core.cache import open_cache
     from photopoet.models import create_generator, create_text_encoder
     from photopoet.models._lm import dtype_kwarg
     from photopoet.models.base import resolve_device
-    from photopoet.pipeline import open_cache
 
     tc = cfg.train_style
     data, images, out = Path(data), Path(images), Path(out)
     if not images.is_dir():
-        raise TrainError(f"{images}: no such images folder")
+        raise StyleTrainError(f"{images}: no such images folder")
     out.mkdir(parents=True, exist_ok=True)
     _, cache_dir = open_cache(cfg)
 
@@ -424,10 +421,10 @@ def train_style(
     for s in report.skipped:
         echo(f"skipped {s}")
     if not posts:
-        raise TrainError(f"{data}: no usable post (each line needs post_id, caption and images)")
+        raise StyleTrainError(f"{data}: no usable post (each line needs post_id, caption and images)")
     parts = split_posts(posts, tc.val_fraction, tc.seed)
     if not parts["train"] or not parts["val"]:
-        raise TrainError(
+        raise StyleTrainError(
             f"{data}: {len(posts)} usable posts give {len(parts['train'])} to train on and {len(parts['val'])} to "
             "validate on; at least one of each is needed"
         )
@@ -457,7 +454,7 @@ def train_style(
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if tok.eos_token_id is None:
-        raise TrainError(f"{generator_source}: the tokenizer has no end-of-text token")
+        raise StyleTrainError(f"{generator_source}: the tokenizer has no end-of-text token")
     bank = None
     if tc.prompt_examples:
         bank = StyleBank([StyleExample(r.caption, r.event, r.labels) for r in parts["train"]], text_encoder)
@@ -474,7 +471,7 @@ def train_style(
         state = json.loads((last / STATE_FILE).read_text(encoding="utf-8"))
         if state.get("fingerprint") != fp:
             what = [k for k in fp if fp[k] != state.get("fingerprint", {}).get(k)]
-            raise TrainError(
+            raise StyleTrainError(
                 f"{out}: holds a run with other {', '.join(what) or 'settings'} than this one; to continue it, give "
                 f"the same data and settings, or choose a new --out"
             )
@@ -503,7 +500,7 @@ def train_style(
         try:
             model = get_peft_model(base, lcfg)
         except ValueError as e:
-            raise TrainError(f"train_style.target_modules {tc.target_modules}: {e}") from None
+            raise StyleTrainError(f"train_style.target_modules {tc.target_modules}: {e}") from None
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.learning_rate, weight_decay=tc.weight_decay)

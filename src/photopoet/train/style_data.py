@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from photopoet.errors import DataFileError
 from photopoet.stages.write.clean import _EMAIL, _HANDLE, _HASHTAG, _URL, truncate
 
 _CREDIT = re.compile(
@@ -35,10 +36,6 @@ _CREDIT = re.compile(
 _TRAILING_DOTS = re.compile(r"(?:\s*\.){2,}\s*$|(?:\s*\u2026)+\s*$")
 _SPACER = re.compile(r"^[\s.\u2022\u00b7_\-]*$")  # Instagram spacer lines: ".", "•", "-"
 N_EXAMPLES = 5
-
-
-class DataFileError(ValueError):
-    """A data file that cannot be used at all; the message names the file and the reason."""
 
 
 @dataclass(frozen=True)

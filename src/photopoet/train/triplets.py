@@ -40,11 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from photopoet.config import Config, TripletsConfig
-
-
-class TripletsError(ValueError):
-    """Nothing can be built: the captions file or the photo folder cannot be used."""
-
+from photopoet.errors import TripletsError
 
 # ------------------------------------------------------------------------------------------------ captions
 
@@ -280,8 +276,8 @@ def build_triplets(
     the fallback."""
     from tqdm import tqdm
 
+    from photopoet.errors import RunError
     from photopoet.evaluation.grouping import understand_folder
-    from photopoet.pipeline import RunError
 
     root, out = Path(photos_dir), Path(out_file)
     caps = load_captions(captions_file)

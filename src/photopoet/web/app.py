@@ -32,16 +32,15 @@ from PIL import Image, ImageOps
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from photopoet.config import Config
-from photopoet.fsutil import atomic_write_bytes, atomic_write_json, is_within
+from photopoet.core.files import atomic_write_bytes, atomic_write_json, is_within
+from photopoet.errors import JobFailed, PhotopoetError, UnsafePath, UploadTooLarge
 from photopoet.records import Excluded
 from photopoet.stages.write.template import event_from_folder
 from photopoet.web import state as st
-from photopoet.web.jobs import STAGE_NAMES, STAGES, Job, JobFailed, JobRunner
+from photopoet.web.jobs import STAGE_NAMES, STAGES, Job, JobRunner
 from photopoet.web.regen import Regenerator
 from photopoet.web.safety import (
     UPLOAD_FORMATS,
-    UnsafePath,
-    UploadTooLarge,
     check_upload,
     clean_filename,
     is_loopback,
@@ -75,7 +74,7 @@ FILE_HEADERS = {
 }
 
 
-class UserError(Exception):
+class UserError(PhotopoetError):
     """Shown to the editor as a message on a friendly page (status 400 unless told)."""
 
     def __init__(self, message: str, status: int = 400) -> None:
@@ -174,7 +173,9 @@ def create_app(settings: Settings) -> FastAPI:
         return bool(doc) and any(p["edited"] for p in doc["posts"])
 
     def start_run(photos_dir: Path, cfg: Config, event: str) -> None:
-        from photopoet.pipeline import RunError, check_folders, run
+        from photopoet.core.folders import check_folders
+        from photopoet.errors import RunError
+        from photopoet.pipeline import run
 
         try:
             check_folders(photos_dir, s.out)
@@ -655,7 +656,7 @@ def make_thumb(cfg: Config, sha: str, path: Path, size: int) -> bytes:
     img = None
     db = cfg.cache.resolved_dir() / "cache.sqlite3"
     if cfg.cache.enabled and db.is_file():
-        from photopoet.cache import Cache
+        from photopoet.core.cache import Cache
         from photopoet.stages.ingest import working_copy_from_bytes
 
         with Cache(db) as cache:
@@ -680,8 +681,7 @@ def export_review(store: st.ReviewStore, out: Path, cfg: Config, job: Job | None
 
     Posts left with no photos are not exported. Photos excluded by the editor appear in the report's set-aside
     list with the reason "excluded in review"."""
-    from photopoet.cache import Cache
-    from photopoet.pipeline import open_cache
+    from photopoet.core.cache import Cache, open_cache
     from photopoet.stages.ingest import decode_photo
     from photopoet.stages.render import posts_document, render_report, write_post_folders
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from photopoet.errors import JobFailed
+
 logger = logging.getLogger(__name__)
 
 STAGES = ["ingest", "understand", "cull", "group", "write", "render"]
@@ -26,10 +28,6 @@ STAGE_NAMES = {
     "write": "Writing captions, haiku and poems",
     "render": "Writing post folders and the report",
 }
-
-
-class JobFailed(Exception):
-    """A job's expected failure: its message is shown to the editor as is."""
 
 
 @dataclass

@@ -49,7 +49,7 @@ class Regenerator:
         """The photos' vectors in the text space, from the run's cache (None when the cache has none)."""
         if not self.cfg.cache.enabled or not paths:
             return None
-        from photopoet.cache import Cache
+        from photopoet.core.cache import Cache
         from photopoet.stages.understand import ModelSet
 
         db = self.cache_dir / "cache.sqlite3"

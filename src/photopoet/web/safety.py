@@ -23,12 +23,10 @@ from PIL import Image
 from starlette.datastructures import FormData, Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from photopoet.errors import UnsafePath, UploadTooLarge
+
 # what Pillow calls the formats ingest reads, and the extension an upload of each is saved under
 UPLOAD_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "HEIF": ".heic", "MPO": ".jpg"}
-
-
-class UnsafePath(ValueError):
-    """A request for a file outside the allowed folders (or no such file)."""
 
 
 def safe_path(root: Path, rel: str) -> Path:
@@ -90,10 +88,6 @@ def mb(n: float) -> str:
 def too_big(size: int, limit_mb: float) -> str:
     """``3.5 MB; at most 3 MB``."""
     return f"{mb(size)} MB; at most {limit_mb:g} MB"
-
-
-class UploadTooLarge(Exception):
-    """The request body passed the total upload limit; reading stopped there."""
 
 
 class _CountingParser(MultiPartParser):

@@ -26,17 +26,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from photopoet.fsutil import atomic_write_json
+from photopoet.core.files import atomic_write_json
+from photopoet.errors import ReviewError
 from photopoet.records import Label, Photo, Post, PostScene, Scene, Understood
 
 REVIEW_FORMAT = "photopoet-review"
 REVIEW_VERSION = 1
 MAX_HASHTAGS = 30  # Instagram's limit
 MAX_CAPTION_CHARS = 2200  # Instagram's limit, hashtags included
-
-
-class ReviewError(ValueError):
-    """An edit that cannot be made (unknown post or photo, a limit); the message says which and why."""
 
 
 def file_sha256(path: Path) -> str | None:

@@ -15,15 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from photopoet.errors import StyleFileError
 from photopoet.stages.write.clean import clean_caption
 
 logger = logging.getLogger(__name__)
 
 EXAMPLE_MAX_CHARS = 200  # examples are cut to this, so the model sees the club's openings, not whole essays
-
-
-class StyleFileError(ValueError):
-    """A style file that cannot be used; the message names the file and the reason."""
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from photopoet.cache import Cache
 from photopoet.config import CaptionConfig, Config
-from photopoet.models.adapter import AdapterError, adapter_digest, adapter_meta
+from photopoet.core.cache import Cache
+from photopoet.errors import AdapterError, StyleFileError
+from photopoet.models.adapter import adapter_digest, adapter_meta
 from photopoet.records import Post, PostScene, Understood
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter
 from photopoet.stages.write.haiku import HaikuInput, HaikuWriter
 from photopoet.stages.write.poster import brand_lines, poster_facts
-from photopoet.stages.write.style import StyleBank, StyleFileError
+from photopoet.stages.write.style import StyleBank
 from photopoet.stages.write.template import write_templates
 
 logger = logging.getLogger(__name__)

@@ -19,15 +19,23 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+from photopoet.errors import CacheDamaged, CacheError
+
+if TYPE_CHECKING:
+    from photopoet.config import Config
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
@@ -48,14 +56,6 @@ CREATE TABLE IF NOT EXISTS json_values (
 ) WITHOUT ROWID;
 """
 _TABLES = {"cache_info", "stat_memo", "photos", "vectors", "json_values"}
-
-
-class CacheError(RuntimeError):
-    """A cache file that cannot be used; the message names the file and what to do about it."""
-
-
-class CacheDamaged(CacheError):
-    """The cache file is damaged (truncated, overwritten, bad pages): :func:`set_aside` it and start afresh."""
 
 
 def _is_damage(err: sqlite3.DatabaseError) -> bool:
@@ -400,3 +400,52 @@ class Cache:
 
     def __repr__(self) -> str:
         return f"Cache({self.path!r})"
+
+
+# -- the run's cache: opened from the config, set aside and started afresh when damaged --------------------
+
+
+def _say(line: str) -> None:
+    print(f"photopoet: {line}", file=sys.stderr, flush=True)
+
+
+def _set_aside_line(path: Path, err: CacheError) -> str:
+    moved = set_aside(path)
+    reason = str(err).split(": ", 1)[-1].split(". Delete", 1)[0]  # the "damaged (...)" part of the advice
+    return f"the cache {path} is {reason}: moved it to {moved.name} and starting a fresh one"
+
+
+def open_cache(cfg: Config, notify: Callable[[str], None] = _say) -> tuple[Cache, Path]:
+    """The run's cache and the folder for model files. With the cache off, an in-memory store is used.
+
+    A damaged cache file (truncated, overwritten) is moved aside to ``cache.sqlite3.damaged-<UTC time>``,
+    `notify` is told so in one line, and a fresh cache is started: it only held results that can be
+    recomputed."""
+    cache_dir = cfg.cache.resolved_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.cache.enabled:
+        return Cache.memory(), cache_dir
+    path = cache_dir / "cache.sqlite3"
+    try:
+        return Cache(path), cache_dir
+    except CacheDamaged as e:
+        notify(_set_aside_line(path, e))
+    return Cache(path), cache_dir
+
+
+def with_cache(cfg: Config, job: Callable[[Cache, Path], T], notify: Callable[[str], None] = _say) -> T:
+    """``job(cache, cache_dir)`` with the config's cache open; when the job meets a damaged cache file part-way
+    (SQLite: "database disk image is malformed"), the file is set aside with one line to `notify` and the job
+    runs once more on a fresh cache (every stage resumes from what the cache holds, so nothing is lost but
+    time)."""
+    for attempt in range(2):
+        cache, cache_dir = open_cache(cfg, notify)
+        try:
+            with cache:
+                return job(cache, cache_dir)
+        except CacheDamaged as e:
+            if cache.in_memory or attempt == 1:
+                raise
+            damaged = e
+        notify(_set_aside_line(Path(cache.path), damaged))
+    raise AssertionError("unreachable")
