@@ -308,7 +308,7 @@ def corpus_install(
     """Fetch chinese-poetry@2.0.1 from npm (or --tarball) and index it with a progress bar.
 
     The full corpus is about 1.5 million lines; by default the 100,000 lines of the most popular poems are
-    indexed (see docs/measured.md for the embedding speed). Resumable: run it again after an interruption.
+    indexed (see docs/benchmarks.md for the embedding speed). Resumable: run it again after an interruption.
     """
     import tempfile
 

@@ -1,7 +1,7 @@
 """Causal-LM generation on a GGUF file through llama.cpp (the ``llama_cpp`` package's C API), on the CPU.
 
 The offline tier's engine: Gemma 3 270M Q4_K_M loads in under a second and decodes several times faster here
-than through ``transformers`` (figures in docs/measured.md). :class:`LlamaCppLM` implements
+than through ``transformers`` (figures in docs/benchmarks.md). :class:`LlamaCppLM` implements
 :class:`photopoet.models.base.Generator` and decodes every continuation of one :meth:`~LlamaCppLM.generate`
 call together:
 

@@ -14,7 +14,7 @@ photopoet`` stays fast::
 Detection runs on the photo scaled down to ``det_side`` pixels on its long side (never up); the lines it finds
 are cut from the photo at up to 2000 px on its long side and recognised there, so small type on a big photo is
 still read at full detail. ``det_side`` was chosen on the club's hand-transcribed posters
-(``benchmarks/ocr_eval.py``, the table in docs/measured.md): 960 reads as many words as 1280 in less time, and more
+(``benchmarks/ocr_eval.py``, the table in docs/benchmarks.md): 960 reads as many words as 1280 in less time, and more
 than 768.
 """
 

@@ -6,7 +6,7 @@ Per photo (a :class:`~photopoet.records.Scene`):
   statistics of the working copy: text-like boxes (strokes closed into short, wide, dense blobs), the share of
   flat pixels (no change to a neighbour), and the share of strong edges. Graphics have flat colour fields and
   sharp type; photographs have texture and soft gradients. Fitted on the train posts of the club's hand labels
-  (``benchmarks/scene_eval.py --fit``; the table in docs/measured.md). With an OCR ``reader`` the lines it reads
+  (``benchmarks/scene_eval.py --fit``; the table in docs/benchmarks.md). With an OCR ``reader`` the lines it reads
   (confidence at least ``min_text_confidence``) do not change the kind (they made signs and overlaid titles
   posters); they are kept as the scene's text.
 * **text**: the lines an OCR ``reader`` read (any object with ``read(image) -> list[TextLine]``); empty
@@ -48,7 +48,7 @@ STATS_SIZE = 256  # longest side at which flat and edge shares are measured
 TEXT_SIZE = 512  # ... and text-like boxes
 
 # Poster model: (mean, sd, weight) per feature, then the bias. Fitted by ``benchmarks/scene_eval.py --fit`` on
-# the photos of the club's train posts (train_style.is_test_post split); see docs/measured.md for its test accuracy.
+# the photos of the club's train posts (train_style.is_test_post split); see docs/benchmarks.md for its test accuracy.
 POSTER_MODEL: dict[str, tuple[float, float, float]] = {
     "text_lines": (1.1407, 0.8766, 1.8374),
     "flat": (0.4427, 0.1774, 1.3848),
