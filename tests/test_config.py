@@ -5,7 +5,7 @@ import yaml
 from typer.testing import CliRunner
 
 from photopoet.cli import app
-from photopoet.config import Config, load_config
+from photopoet.config import Config, default_config_text, load_config
 from photopoet.errors import ConfigError
 
 
@@ -15,13 +15,31 @@ def write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def test_defaults_file_matches_the_model_defaults():
-    # the shipped YAML and the pydantic defaults describe the same config except for the label lists
-    shipped = load_config()
-    assert shipped.group == Config().group
-    assert shipped.ingest == Config().ingest
-    assert shipped.cull == Config().cull
-    assert shipped.understand.labels  # the shipped file gives a starter label list
+def _keys(node: object, path: str = "") -> set[str]:
+    """Every dotted key path in a nested mapping (a key that holds a mapping of user names, such as
+    caption.label_hashtags, is one value)."""
+    if not isinstance(node, dict) or path.endswith("label_hashtags"):
+        return {path}
+    out: set[str] = set()
+    for k, v in node.items():
+        out |= _keys(v, f"{path}.{k}" if path else str(k))
+    return out
+
+
+def test_defaults_file_matches_the_model_defaults_in_every_section_and_field():
+    # defaults are written twice: in default_config.yaml (the file users read, with its comments) and in the
+    # pydantic fields; every section and field must be in both and hold the same value
+    shipped = yaml.safe_load(default_config_text())
+    model = Config().model_dump(mode="json")
+    assert set(shipped) == set(model)  # sections
+    in_yaml, in_model = _keys(shipped), _keys(model)
+    assert sorted(in_model - in_yaml) == [], "fields with no line in default_config.yaml"
+    assert sorted(in_yaml - in_model) == [], "keys in default_config.yaml that no field reads"
+    loaded = load_config().model_dump(mode="json")
+    for section in model:
+        assert loaded[section] == model[section], section
+    assert load_config() == Config()
+    assert load_config().understand.labels  # the shipped starter label list
 
 
 def test_user_file_overrides_only_its_keys(tmp_path):

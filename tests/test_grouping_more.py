@@ -51,11 +51,20 @@ def test_timed_oversized_run_keeps_time_order_and_every_photo():
 
 
 def test_time_gap_separates_and_missing_times_still_grouped():
-    feats = two_scenes(3, 3, seed=4)
-    times = ["2024-03-02T10:00:00", None, "2024-03-02T10:02:00", None, "2024-03-02T18:00:00", None]
-    items = [item(f"g{i}", t) for i, t in enumerate(times)]
+    # six photos of one look (identical features): only the eight hours between 10:0x and 18:0x can split them;
+    # three photos of another scene have no capture time and are grouped by content
+    scene_b = two_scenes(3, 3, seed=4)[3:]
+    feats = np.vstack([np.stack([unit(np.ones(16))] * 6), scene_b])
+    times = ["10:00", "10:01", "10:02", "18:00", "18:01", "18:02"]
+    items = [item(f"g{i}", f"2024-03-02T{t}:00") for i, t in enumerate(times)] + [item(f"n{i}") for i in range(3)]
     posts = group_photos(items, feats, GroupConfig()).posts
     assert sorted(x for p in posts for x in p.photos) == sorted(u.photo.path for u in items)
+    got = sorted(sorted(p.photos) for p in posts)
+    assert got == [
+        [f"/p/g{i}.jpg" for i in (0, 1, 2)],
+        [f"/p/g{i}.jpg" for i in (3, 4, 5)],
+        [f"/p/n{i}.jpg" for i in range(3)],
+    ]
 
 
 def test_cover_prefers_the_sharper_half():
@@ -69,15 +78,23 @@ def test_cover_prefers_the_sharper_half():
     assert group_photos(items, feats, cfg, quality=blurry_centre).posts[0].cover != "/p/q0.jpg"
 
 
-def test_label_fusion_and_singleton_merge_run_and_stay_deterministic():
-    feats = scenes([4, 4, 1], seed=3)
-    scores = np.random.default_rng(0).normal(size=(9, 3))
-    cfg = GroupConfig(label_weight=0.5, singletons="merge")
+def test_label_fusion_groups_what_content_alone_cannot_and_stays_deterministic():
+    # nine photos of one look, spread so that content alone cuts every photo apart; their labels say 4 + 4 + 1
+    rng = np.random.default_rng(5)
+    centre = unit(rng.normal(size=32))
+    feats = np.stack([unit(centre + 0.1 * rng.normal(size=32)) for _ in range(9)])
+    scores = np.zeros((9, 3))
+    scores[:4, 0], scores[4:8, 1], scores[8, 2] = 1.0, 1.0, 1.0
+    scores += 0.05 * rng.normal(size=(9, 3))
     items = [item(f"f{i}") for i in range(9)]
+    cfg = GroupConfig(label_weight=2.0, singletons="merge", order_weight=0)
     a = group_photos(items, feats, cfg, label_scores=scores)
+    got = sorted(sorted(p.photos) for p in a.posts)
+    assert got == [[f"/p/f{i}.jpg" for i in range(4)], [f"/p/f{i}.jpg" for i in range(4, 8)], ["/p/f8.jpg"]]
     b = group_photos(items, feats.copy(), cfg, label_scores=scores.copy())
     assert [p.to_json() for p in a.posts] == [p.to_json() for p in b.posts]
-    assert sum(len(p.photos) for p in a.posts) == 9
+    off = group_photos(items, feats, cfg.model_copy(update={"label_weight": 0.0}), label_scores=scores)
+    assert len(off.posts) == 9  # without the labels nothing joins: they did the grouping above
 
 
 def test_clustering_scores_and_purity():

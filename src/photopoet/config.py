@@ -1,6 +1,8 @@
 """One validated configuration object for every stage.
 
-The defaults live in ``default_config.yaml`` inside the package. A user file is merged over them key by key,
+The defaults are the fields' defaults below; ``default_config.yaml`` inside the package states the same values with
+the comments users read (``photopoet config show``), and ``tests/test_config.py`` checks that the two agree in
+every section and field (a field missing from the file fails too). A user file is merged over them key by key,
 so it only needs the keys it changes. Unknown keys and bad values raise :class:`ConfigError` with the dotted
 path of the key at fault.
 """
@@ -71,8 +73,27 @@ class ModelsConfig(_Section):
     )
 
 
+STARTER_LABELS = ["people", "portrait", "group photo", "stage", "night", "food", "landscape", "architecture", "animal"]
+"""The zero-shot labels a run scores unless the user's config lists its own."""
+
+STARTER_LABEL_HASHTAGS = {
+    "people": ["#portrait"],
+    "portrait": ["#portraitphotography"],
+    "group photo": ["#team"],
+    "stage": ["#liveperformance"],
+    "night": ["#nightphotography"],
+    "food": ["#foodphotography"],
+    "landscape": ["#landscape"],
+    "architecture": ["#architecture"],
+    "animal": ["#wildlife"],
+}
+"""The hashtags each starter label adds to a caption."""
+
+
 class UnderstandConfig(_Section):
-    labels: list[str] = Field(default_factory=list)
+    labels: list[str] = Field(
+        default_factory=lambda: list(STARTER_LABELS), description="zero-shot labels scored for every photo"
+    )
     topk: int = Field(3, ge=0, le=50, description="labels kept per photo, best first")
     threshold: float = Field(
         2.0,
@@ -309,7 +330,10 @@ class CaptionConfig(_Section):
     )
     openers: list[str] = Field(default_factory=lambda: ["Highlights from", "Moments from", "Scenes from"])
     base_hashtags: list[str] = Field(default_factory=lambda: ["#photography", "#photoclub"])
-    label_hashtags: dict[str, list[str]] = Field(default_factory=dict)
+    label_hashtags: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in STARTER_LABEL_HASHTAGS.items()},
+        description="hashtags a post's labels add; a user file's mapping replaces this one whole",
+    )
     max_hashtags: int = Field(30, ge=0, le=30, description="Instagram allows at most 30")
     known_facts: list[str] = Field(
         default_factory=list,

@@ -43,16 +43,8 @@ from tqdm import tqdm
 from photopoet.config import Config
 from photopoet.core.files import atomic_write_json, atomic_write_text
 from photopoet.errors import StyleTrainError
-from photopoet.train.style import (
-    STATE_FILE,
-    _r,
-    _recover,
-    _rng_state,
-    _set_rng_state,
-    _StopOnSigint,
-    _swap_in,
-    caption_scores,
-)
+from photopoet.train.loop import STATE_FILE, StopOnSigint, recover, rng_state, round_metric, set_rng_state, swap_in
+from photopoet.train.style import caption_scores
 from photopoet.train.style_data import CleaningReport, PostRecord, load_posts, split_posts
 
 logger = logging.getLogger(__name__)
@@ -656,8 +648,8 @@ def train_prefix_vlm(
     fp = _fingerprint(tc, lm_name, features.encoder, train_ex, val_ex)
 
     last, best_dir = out / "last", out / "best"
-    _recover(last)
-    _recover(best_dir)
+    recover(last)
+    recover(best_dir)
     state: dict[str, Any] = {}
     if (last / STATE_FILE).is_file():
         state = json.loads((last / STATE_FILE).read_text(encoding="utf-8"))
@@ -697,7 +689,7 @@ def train_prefix_vlm(
         model.load_state_dict(load_file(str(last / WEIGHTS_FILE)), strict=False)
         opt.load_state_dict(torch.load(last / "optimizer.pt", map_location=device, weights_only=True))
         sched.load_state_dict(torch.load(last / "scheduler.pt", weights_only=True))
-        _set_rng_state(torch.load(last / "rng.pt", weights_only=False))
+        set_rng_state(torch.load(last / "rng.pt", weights_only=False))
         echo(f"resuming {out} at step {step} of {total_steps}")
     resumed_from = step
     n_trainable = sum(p.numel() for p in params)
@@ -726,17 +718,17 @@ def train_prefix_vlm(
             _save_model(model, d, meta(st))
             torch.save(opt.state_dict(), d / "optimizer.pt")
             torch.save(sched.state_dict(), d / "scheduler.pt")
-            torch.save(_rng_state(), d / "rng.pt")
+            torch.save(rng_state(), d / "rng.pt")
             atomic_write_json(d / STATE_FILE, st)
 
-        _swap_in(last, write)
+        swap_in(last, write)
 
     def run_eval(epoch: float) -> bool:
         nonlocal best, bad_epochs
         gen = tc.metric in ("rougeL", "bleu1", "bleu4") or tc.generate_every_eval
         with torch.random.fork_rng(devices=[]):
             m, samples = evaluate(model, tok, val_ex, meta({}), device, tc.batch_size, generate=gen, progress=progress)
-        row = {"step": step, "epoch": round(epoch, 3), **{k: _r(v) for k, v in m.items()}}
+        row = {"step": step, "epoch": round(epoch, 3), **{k: round_metric(v) for k, v in m.items()}}
         history.append(row)
         if samples:
             atomic_write_text(
@@ -762,10 +754,16 @@ def train_prefix_vlm(
             )
         )
         if better:
-            best = {"step": step, "epoch": round(epoch, 3), "metric": tc.metric, "value": _r(val), "scores": row}
+            best = {
+                "step": step,
+                "epoch": round(epoch, 3),
+                "metric": tc.metric,
+                "value": round_metric(val),
+                "scores": row,
+            }
             bad_epochs = 0
             st = {"step": step, "best": best}
-            _swap_in(best_dir, lambda d: _save_model(model, d, meta(st)))
+            swap_in(best_dir, lambda d: _save_model(model, d, meta(st)))
             echo(f"  new best {tc.metric} {val:.4f}: {best_dir}")
             return False
         bad_epochs += 1
@@ -792,13 +790,13 @@ def train_prefix_vlm(
         echo(f"{out}: this run has already {why}; nothing to do (raise --epochs or --max-steps to go on)")
         return result()
     if step == 0 and not history:  # the untrained projection is the first score to beat, and kept as a baseline
-        _swap_in(out / "initial", lambda d: _save_model(model, d, meta({"step": 0})))
+        swap_in(out / "initial", lambda d: _save_model(model, d, meta({"step": 0})))
         run_eval(0.0)
     model.train()
     bar = tqdm(total=total_steps, initial=step, desc="training", unit="step", disable=not progress)
     done_here = 0
     avg = None
-    interrupt = _StopOnSigint()
+    interrupt = StopOnSigint()
     try:
         while step < total_steps and not stopped:
             epoch = step // steps_per_epoch

@@ -26,9 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import shutil
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +36,7 @@ import numpy as np
 from photopoet.core.files import atomic_write_json, atomic_write_text
 from photopoet.errors import RetrieverTrainError
 from photopoet.poetry.pairs import Pair, PairSet, rank_metrics, rank_of
+from photopoet.train.loop import recover, swap_in
 
 if TYPE_CHECKING:
     from photopoet.config import TrainRetrieverConfig
@@ -256,24 +254,6 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def _publish_dir(build: Callable[[Path], None], final: Path) -> None:
-    """``build`` into a hidden sibling, then swap it into ``final`` (the old one removed after)."""
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir(parents=True)
-    try:
-        build(tmp)
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{os.getpid()}-{time.time_ns()}"
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 @dataclass
 class TrainResult:
     out: Path
@@ -360,6 +340,8 @@ def train_retriever(
             metrics = {}
 
     last = out / "last"
+    recover(last)
+    recover(out / "best")
     state: dict[str, Any] | None = None
     if (last / STATE_FILE).is_file():
         try:
@@ -441,7 +423,7 @@ def train_retriever(
             torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}, d / STATE_FILE)
             atomic_write_json(d / METRICS_FILE, {"step": step, "history": history})
 
-        _publish_dir(build, last)
+        swap_in(last, build)
 
     def end_of_epoch(epoch: int) -> None:
         nonlocal best_val, offset
@@ -458,7 +440,7 @@ def train_retriever(
                 save_trained(enc.model, d, meta("best"), names=se.trained_names())
                 atomic_write_json(d / METRICS_FILE, row)
 
-            _publish_dir(build, best_dir)
+            swap_in(best_dir, build)
             metrics["best"] = {"epoch": epoch, "step": step, "val_MRR@5": best_val}
         metrics["history"] = history
         atomic_write_json(metrics_path, metrics)

@@ -34,11 +34,9 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,11 +52,11 @@ from photopoet.models.adapter import ADAPTER_META
 from photopoet.stages.write.caption import CaptionInput, agreement, caption_prompt
 from photopoet.stages.write.clean import clean_caption
 from photopoet.stages.write.style import StyleBank, StyleExample, topic_text
+from photopoet.train.loop import STATE_FILE, StopOnSigint, recover, rng_state, round_metric, set_rng_state, swap_in
 from photopoet.train.style_data import CleaningReport, PostRecord, load_posts, split_posts
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "trainer_state.json"
 LOWER_IS_BETTER = {"val_loss"}
 EVAL_GENERATE_BATCH = 16
 
@@ -321,34 +319,6 @@ def caption_scores(preds: Sequence[str], refs: Sequence[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ saving, state
 
 
-def _swap_in(final: Path, write: Callable[[Path], None]) -> None:
-    """Write a folder into a temporary sibling, then rename it over ``final`` (the old one renamed aside first,
-    removed last): at every moment ``final`` or ``final.old`` is a complete folder."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    old = final.parent / f".{final.name}.old"
-    try:
-        write(tmp)
-        if old.exists():
-            shutil.rmtree(old)
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _recover(final: Path) -> None:
-    """After a kill between the two renames of :func:`_swap_in`: put the previous folder back."""
-    old = final.parent / f".{final.name}.old"
-    if not final.exists() and old.is_dir():
-        os.replace(old, final)
-    for stale in final.parent.glob(f".{final.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
 def _fingerprint(cfg: Config, generator_name: str, train: Sequence[Example], val: Sequence[Example]) -> dict:
     tc = cfg.train_style.model_dump(mode="json")
     for k in ("epochs", "max_steps", "patience", "save_steps", "metric", "eval_max_new_tokens"):
@@ -357,25 +327,6 @@ def _fingerprint(cfg: Config, generator_name: str, train: Sequence[Example], val
     for e in [*train, *val]:
         data.update(json.dumps([e.post.post_id, e.input_ids, e.labels]).encode())
     return {"settings": tc, "generator": generator_name, "data": data.hexdigest(), "n_train": len(train)}
-
-
-def _rng_state() -> dict:
-    import torch
-
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng_state(st: dict) -> None:
-    import torch
-
-    random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
-    torch.set_rng_state(st["torch"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
 
 
 # --------------------------------------------------------------------------------------------- training
@@ -464,8 +415,8 @@ def train_style(
     fp = _fingerprint(cfg, generator_name, train_ex, val_ex)
 
     last, best_dir = out / "last", out / "best"
-    _recover(last)
-    _recover(best_dir)
+    recover(last)
+    recover(best_dir)
     state: dict[str, Any] = {}
     if (last / STATE_FILE).is_file():
         state = json.loads((last / STATE_FILE).read_text(encoding="utf-8"))
@@ -513,7 +464,7 @@ def train_style(
     if state:
         opt.load_state_dict(torch.load(last / "optimizer.pt", map_location=device, weights_only=True))
         sched.load_state_dict(torch.load(last / "scheduler.pt", weights_only=True))
-        _set_rng_state(torch.load(last / "rng.pt", weights_only=False))
+        set_rng_state(torch.load(last / "rng.pt", weights_only=False))
         echo(f"resuming {out} at step {step} of {total_steps}")
     resumed_from = step
     n_trainable = sum(p.numel() for p in params)
@@ -536,17 +487,17 @@ def train_style(
             _save_adapter(model, d, generator_name, tc, st)
             torch.save(opt.state_dict(), d / "optimizer.pt")
             torch.save(sched.state_dict(), d / "scheduler.pt")
-            torch.save(_rng_state(), d / "rng.pt")
+            torch.save(rng_state(), d / "rng.pt")
             atomic_write_json(d / STATE_FILE, st)
 
-        _swap_in(last, write)
+        swap_in(last, write)
 
     def run_eval(epoch: float) -> bool:
         """Score the validation posts, record, keep best/; True when early stopping says stop."""
         nonlocal best, bad_epochs
         with torch.random.fork_rng(devices=[]):
             m, samples = evaluate(model, tok, val_ex, cfg, text_encoder, device, progress=progress)
-        row = {"step": step, "epoch": round(epoch, 3), **{k: _r(v) for k, v in m.items()}}
+        row = {"step": step, "epoch": round(epoch, 3), **{k: round_metric(v) for k, v in m.items()}}
         history.append(row)
         atomic_write_text(
             out / "samples" / f"step-{step:06d}.jsonl",
@@ -568,10 +519,16 @@ def train_style(
             )
         )
         if better:
-            best = {"step": step, "epoch": round(epoch, 3), "metric": tc.metric, "value": _r(val), "scores": row}
+            best = {
+                "step": step,
+                "epoch": round(epoch, 3),
+                "metric": tc.metric,
+                "value": round_metric(val),
+                "scores": row,
+            }
             bad_epochs = 0
             st = {"best": best, "history": history, "fingerprint": fp}
-            _swap_in(best_dir, lambda d: _save_adapter(model, d, generator_name, tc, st))
+            swap_in(best_dir, lambda d: _save_adapter(model, d, generator_name, tc, st))
             echo(f"  new best {tc.metric} {val:.4f}: {best_dir}")
             return False
         bad_epochs += 1
@@ -595,7 +552,7 @@ def train_style(
     bar = tqdm(total=total_steps, initial=step, desc="training", unit="step", disable=not progress)
     done_here = 0
     loss_avg = None
-    interrupt = _StopOnSigint()
+    interrupt = StopOnSigint()
     try:
         while step < total_steps and not stopped:
             epoch = step // steps_per_epoch
@@ -641,39 +598,6 @@ def train_style(
         )
     echo(f"best adapter: {best_dir}  (use: photopoet caption ... --adapter {best_dir})")
     return result(resumed_from)
-
-
-class _StopOnSigint:
-    """While training: the first Ctrl-C asks the loop to stop after the current step (it then saves last/);
-    a second one interrupts at once. Outside the main thread signals cannot be caught: nothing changes."""
-
-    def __init__(self) -> None:
-        import signal
-        import threading
-
-        self.requested = False
-        self._old = None
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after this step (Ctrl-C again to stop at once)", flush=True)
-
-    def restore(self) -> None:
-        import signal
-
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-            self._old = None
-
-
-def _r(v: Any) -> Any:
-    if isinstance(v, float):
-        return None if math.isnan(v) else round(v, 6)  # JSON has no NaN
-    return v
 
 
 def _save_adapter(model, d: Path, generator_name: str, tc: TrainStyleConfig, state: dict) -> None:
