@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from photopoet.config import Config
 from photopoet.core.cache import Cache, with_cache
@@ -23,7 +23,7 @@ from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, PostScene, Understood
 from photopoet.stages.cull import CullResult, cull
 from photopoet.stages.group import Grouping, group_understood
-from photopoet.stages.ingest import ingest
+from photopoet.stages.ingest import IngestResult, ingest
 from photopoet.stages.plots import report_plots
 from photopoet.stages.render import posts_document, render_report, write_post_folders
 from photopoet.stages.scene import ReadsText, describe_scenes
@@ -132,6 +132,38 @@ def cull_and_group(
     grouping = group_understood(replace(und, photos=culled.photos), cfg.group, rows=culled.kept())
     timings["group"] = time.perf_counter() - t
     return culled, grouping
+
+
+class FolderUnderstanding(NamedTuple):
+    """What `understand_folder` found: ingest's result (photos, excluded files, warnings) and the understanding."""
+
+    ingest: IngestResult
+    understanding: Understanding
+
+
+def understand_folder(
+    photos_dir: Path | str,
+    cfg: Config,
+    *,
+    progress: bool = True,
+    scenes: bool = False,
+    reader: ReadsText | None = None,
+    keep_labels: bool = False,
+) -> FolderUnderstanding:
+    """Ingest and understand a folder the way `run` does, with the config's cache and models; with `scenes`,
+    each photo's scene attached too, as `run` attaches it (when ``scene.enabled``; `reader` and `keep_labels`
+    as for :func:`with_scenes`). What the trainers, the benchmarks and ``photopoet data triplets`` start from."""
+    photos_dir = Path(photos_dir)
+    check_photo_folder(photos_dir)
+
+    def job(cache: Cache, cache_dir: Path) -> FolderUnderstanding:
+        ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
+        und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
+        if scenes and cfg.scene.enabled:
+            und = with_scenes(und, cfg, cache, reader=reader, progress=progress, keep_labels=keep_labels)
+        return FolderUnderstanding(ing, und)
+
+    return with_cache(cfg, job)
 
 
 @dataclass
