@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -164,6 +164,66 @@ def understand_folder(
         return FolderUnderstanding(ing, und)
 
     return with_cache(cfg, job)
+
+
+@dataclass
+class PhotosUnderstanding:
+    """What `understand_photos` found: the models (None when no photo was given) and their cache folder, and for
+    each group its photos' text-space vectors ``[n, T]`` (None for a group with no photo) and concepts."""
+
+    models: ModelSet | None
+    cache_dir: Path
+    groups: list[tuple[Any, list[list[str]]]]
+
+
+def understand_photos(groups: Iterable[Iterable[Any]], cfg: Config, *, concepts: int = 5) -> PhotosUnderstanding:
+    """The run's image understanding of photos already read (upright RGB images), a group (a post) at a time:
+    what `photopoet caption`, `haiku` and `poem` write from. One model set, loaded on the first photo, encodes
+    every group's photos a model batch at a time; each photo gets its top `concepts` concepts, as the writers
+    get them in a run (offline tier: plain words, the confident ones). `groups` may be lazy: a photo is read
+    when it is needed."""
+    import numpy as np
+
+    from photopoet.stages.concepts import class_index, plain_concepts
+
+    cache_dir = cfg.cache.resolved_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    models: ModelSet | None = None
+    pending: list[Any] = []
+    vectors: list[Any] = []
+    words: list[list[str]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        assert models is not None
+        out = models.image_encoder.encode(np.stack(pending))
+        pending.clear()
+        vectors.append(models.mapper.to_text_space(out))
+        for pairs in models.mapper.concepts(out, concepts):
+            if cfg.models.tier != "offline":
+                words.append([c for c, _ in pairs])
+            else:
+                words.append(list(plain_concepts(pairs, cfg.understand.concept_min_prob, class_index())))
+
+    counts = []
+    for group in groups:
+        n = 0
+        for image in group:
+            if models is None:
+                models = ModelSet(cfg, cache_dir)
+            pending.append(models.image_encoder.preprocess(image))
+            if len(pending) >= cfg.models.batch_size:
+                flush()
+            n += 1
+        counts.append(n)
+    flush()
+    every = np.concatenate(vectors) if vectors else None
+    out, start = [], 0
+    for n in counts:
+        out.append((every[start : start + n] if n else None, words[start : start + n]))
+        start += n
+    return PhotosUnderstanding(models, cache_dir, out)
 
 
 @dataclass

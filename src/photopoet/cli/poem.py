@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +12,6 @@ import typer
 from photopoet.cli.common import fail
 from photopoet.cli.options import ConfigOpt, EmbedderOpt, json_option, out_option, quiet_option
 from photopoet.cli.posts import (
-    PhotoEncoder,
     PostArg,
     PostsOpt,
     collect_posts,
@@ -58,18 +57,16 @@ def register(app: typer.Typer) -> None:
     app.command("poem-search")(poem_search)
 
 
-def _image_vectors(posts: Sequence[PostArg], cfg, cache_dir: Path, batch: bool) -> list[tuple[Any, list[str]]]:
+def _image_vectors(posts: Sequence[PostArg], cfg, batch: bool) -> list[tuple[Any, list[str]]]:
     """For each post: the text-space vectors of its readable images (None for none; bad ones are reported and
     skipped) and their top concepts. One model set encodes all posts' images, a model batch at a time."""
     from photopoet.errors import RejectedFile
+    from photopoet.pipeline import understand_photos
     from photopoet.stages.ingest import decode_photo, working_copy_from_bytes
-    from photopoet.stages.understand import ModelSet
 
-    enc = PhotoEncoder(lambda: ModelSet(cfg, cache_dir), cfg.models.batch_size, 3)
-    counts = []
     with photo_progress(sum(len(p.images) for p in posts), batch) as bar:
-        for post in posts:
-            n = 0
+
+        def readable(post: PostArg) -> Iterator[Any]:
             for p in post.images:
                 if not p.is_file():
                     typer.echo(f"skipped {p}: {'no such file' if not p.exists() else 'not a photo file'}", err=True)
@@ -84,11 +81,11 @@ def _image_vectors(posts: Sequence[PostArg], cfg, cache_dir: Path, batch: bool) 
                     continue
                 finally:
                     bar.update(1)
-                enc.add(working_copy_from_bytes(data))
-                n += 1
-            counts.append(n)
+                yield working_copy_from_bytes(data)
+
+        found = understand_photos((readable(post) for post in posts), cfg, concepts=3)
     out = []
-    for vecs, per_photo in enc.split(counts):
+    for vecs, per_photo in found.groups:
         concepts: list[str] = []
         for row in per_photo:
             concepts.extend(c for c in row if c not in concepts)
@@ -129,7 +126,7 @@ def poem(
     cache_dir = _cache_dir(cfg)
     words = (text or "").strip()
     kept, queries = [], []
-    for spec, (vecs, concepts) in zip(specs, _image_vectors(specs, cfg, cache_dir, batch), strict=True):
+    for spec, (vecs, concepts) in zip(specs, _image_vectors(specs, cfg, batch), strict=True):
         if vecs is None and (batch or not words):
             report_unusable(spec, batch)
             continue

@@ -1,5 +1,5 @@
-"""What `photopoet caption`, `haiku` and `poem` share: the posts named on the command line, their photos
-encoded a model batch at a time, and how a post's result is printed.
+"""What `photopoet caption`, `haiku` and `poem` share: the posts named on the command line, the progress bar
+over their photos, and how a post's result is printed.
 
 A post is a folder (its photos), the loose photo files given together, or a line of a ``--posts`` JSON-lines
 file. All posts of a call share one set of models and their texts are generated in one batch.
@@ -8,7 +8,7 @@ file. All posts of a call share one set of models and their texts are generated 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -160,55 +160,6 @@ def emit_result(
         typer.echo(line)
     if note is not None:
         typer.echo(f"{post_id}: {note}" if batch else note, err=True)
-
-
-class PhotoEncoder:
-    """Encodes photos a model batch at a time as they come, with models loaded on the first photo."""
-
-    def __init__(self, make_models: Callable[[], Any], batch_size: int, k: int) -> None:
-        self.make_models, self.batch_size, self.k = make_models, batch_size, k
-        self.models: Any = None
-        self.pending: list[Any] = []
-        self.vectors: list[Any] = []
-        self.concepts: list[list[str]] = []
-
-    def add(self, image: Any) -> None:
-        if self.models is None:
-            self.models = self.make_models()
-        self.pending.append(self.models.image_encoder.preprocess(image))
-        if len(self.pending) >= self.batch_size:
-            self.flush()
-
-    def flush(self) -> None:
-        import numpy as np
-
-        if not self.pending:
-            return
-        out = self.models.image_encoder.encode(np.stack(self.pending))
-        self.pending = []
-        self.vectors.append(self.models.mapper.to_text_space(out))
-        self.concepts.extend(self.words(row) for row in self.models.mapper.concepts(out, self.k))
-
-    def words(self, pairs: list[tuple[str, float]]) -> list[str]:
-        """A photo's concepts as the writers get them in a run (offline tier: plain words, confident ones)."""
-        cfg = self.models.cfg
-        if cfg.models.tier != "offline":
-            return [c for c, _ in pairs]
-        from photopoet.stages.concepts import class_index, plain_concepts
-
-        return list(plain_concepts(pairs, cfg.understand.concept_min_prob, class_index()))
-
-    def split(self, counts: Sequence[int]) -> list[tuple[Any, list[list[str]]]]:
-        """Per post (its photo count): its vectors (None for none) and per-photo concepts."""
-        import numpy as np
-
-        self.flush()
-        allv = np.concatenate(self.vectors) if self.vectors else None
-        out, start = [], 0
-        for n in counts:
-            out.append((allv[start : start + n] if n else None, self.concepts[start : start + n]))
-            start += n
-        return out
 
 
 def photo_progress(total: int, batch: bool):

@@ -167,8 +167,8 @@ def train_retriever_cmd(
         data = shuimo_pairs(poems, prologues, pair_kind)
     from photopoet.models.e5_torch import TorchE5Encoder
 
-    enc = TorchE5Encoder(model_file=base_model)
     try:
+        enc = TorchE5Encoder(model_file=base_model)
         res = train_retriever(
             data,
             out,

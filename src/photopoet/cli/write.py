@@ -9,7 +9,7 @@ reported with the reason and left out, and so is a post none of whose photos can
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +20,6 @@ from photopoet.cli.common import fail, spoken
 from photopoet.cli.options import CAPTION_MODES, ConfigOpt, json_option
 from photopoet.cli.posts import (
     ImagesArg,
-    PhotoEncoder,
     PostArg,
     PostsOpt,
     collect_posts,
@@ -69,38 +68,28 @@ def _understand(posts: Sequence[PostArg], cfg, batch: bool):
     """Models, cache folder and the posts with readable photos (vectors, concepts); one model set for all."""
     from pillow_heif import register_heif_opener
 
-    from photopoet.core.cache import open_cache
-    from photopoet.stages.understand import ModelSet
+    from photopoet.pipeline import understand_photos
 
     register_heif_opener()
-    place: dict[str, Any] = {}
-
-    def make_models():
-        place["cache_dir"] = open_cache(cfg)[1]
-        return ModelSet(cfg, place["cache_dir"])
-
-    enc = PhotoEncoder(make_models, cfg.models.batch_size, 5)
-    counts = []
     with photo_progress(sum(len(p.images) for p in posts), batch) as bar:
-        for post in posts:
-            n = 0
+
+        def readable(post: PostArg) -> Iterator[Any]:
             for p in post.images:
                 im = _open_photo(p)
                 bar.update(1)
-                if im is None:
-                    continue
-                enc.add(im)
-                n += 1
-            counts.append(n)
+                if im is not None:
+                    yield im
+
+        found = understand_photos((readable(post) for post in posts), cfg, concepts=5)
     seen = []
-    for post, (vecs, concepts) in zip(posts, enc.split(counts), strict=True):
+    for post, (vecs, concepts) in zip(posts, found.groups, strict=True):
         if vecs is None:
             report_unusable(post, batch)
             continue
         seen.append(_Seen(post, vecs, concepts))
     if not seen:
         fail(no_usable_post(posts, batch))
-    return enc.models, place["cache_dir"], seen
+    return found.models, found.cache_dir, seen
 
 
 def _zero_shot_labels(models, vectors_per_post: Sequence[Any], cfg) -> list[list[str]]:
