@@ -55,8 +55,7 @@ from tqdm import tqdm
 from photopoet.config import load_config
 from photopoet.core.cache import with_cache
 from photopoet.core.files import atomic_write_text
-from photopoet.evaluation.grouping import understand_folder
-from photopoet.pipeline import post_scenes, with_scenes
+from photopoet.pipeline import post_scenes, understand_folder, with_scenes
 from photopoet.records import Post, Understood
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter, agreement
 from photopoet.stages.write.clean import clean_caption

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from photopoet.cli_eval import relative_groups
 from photopoet.config import load_config
+from photopoet.evaluation.dedupe import relative_groups
 from photopoet.evaluation.dedupe_set import EDITS, load_related, make_dedupe_set
 from photopoet.metrics.duplicates import components, duplicate_metrics, tier_confusion
 from photopoet.pipeline import dedupe_folder

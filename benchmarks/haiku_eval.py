@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from photopoet.config import load_config
 from photopoet.core.files import atomic_write_text
-from photopoet.evaluation.grouping import understand_folder
+from photopoet.pipeline import understand_folder
 from photopoet.stages.write.haiku import HAIKU_HEADER, TARGET, HaikuWriter, parse_candidate, scans
 from photopoet.stages.write.syllables import word_syllables, words
 from photopoet.stages.write.texts import mean_vector

@@ -22,9 +22,7 @@ from caption_eval import is_test, settings
 from label_threshold import score
 
 from photopoet.config import load_config
-from photopoet.core.cache import with_cache
-from photopoet.evaluation.grouping import understand_folder
-from photopoet.pipeline import with_scenes
+from photopoet.pipeline import understand_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES: dict[str, tuple[str, ...] | None] = {
@@ -50,8 +48,7 @@ def main() -> None:
     over.setdefault("understand", {})["labels"] = labels
     over.setdefault("scene", {})["ocr"] = False
     cfg = load_config(overrides=over)
-    _, und = understand_folder(args.club / "images", cfg, progress=False)
-    und = with_cache(cfg, lambda cache, _: with_scenes(und, cfg, cache, progress=False, keep_labels=True))
+    _, und = understand_folder(args.club / "images", cfg, progress=False, scenes=True, keep_labels=True)
     rows = [u for u in und.photos if Path(u.photo.path).name in by_file]
     truth = [by_file[Path(u.photo.path).name] for u in rows]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from photopoet.config import load_config
-from photopoet.evaluation.grouping import understand_folder
+from photopoet.pipeline import understand_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)

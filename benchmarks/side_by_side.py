@@ -28,10 +28,8 @@ from caption_eval import is_test, reference, settings
 from tqdm import tqdm
 
 from photopoet.config import load_config
-from photopoet.core.cache import with_cache
 from photopoet.core.files import atomic_write_text
-from photopoet.evaluation.grouping import understand_folder
-from photopoet.pipeline import post_scenes, with_scenes
+from photopoet.pipeline import post_scenes, understand_folder
 from photopoet.poetry.select import write_poems
 from photopoet.records import Post
 from photopoet.stages.write.texts import TextWriter, write_texts
@@ -49,8 +47,7 @@ def main() -> None:
     club_posts = [json.loads(x) for x in (args.club / "posts.jsonl").read_text(encoding="utf-8").splitlines()]
     base = settings(args.set)
     cfg0 = load_config(overrides=base)
-    _, und = understand_folder(args.club / "images", cfg0, progress=True)
-    und = with_cache(cfg0, lambda cache, _: with_scenes(und, cfg0, cache, progress=True))
+    _, und = understand_folder(args.club / "images", cfg0, progress=True, scenes=True)
     by_name = {Path(u.photo.path).name: u for u in und.photos}
     by_path = {u.photo.path: u for u in und.photos}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from photopoet.config import load_config
-from photopoet.evaluation.grouping import understand_folder
+from photopoet.pipeline import understand_folder
 from photopoet.train.triplets import form_triplets, load_captions, match_captions
 
 PAIRS = [(0.3, 0.95), (0.4, 0.95), (0.5, 0.95), (0.6, 0.95), (0.7, 0.95), (0.5, 1.0)]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from write_fakes import ScriptedGenerator
 
 from photopoet.cli import app
-from photopoet.cli_write import folder_photos
+from photopoet.cli.posts import folder_photos
 
 runner = CliRunner()
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from photopoet.config import Config
 from photopoet.core.cache import Cache, with_cache
@@ -23,7 +23,7 @@ from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, PostScene, Understood
 from photopoet.stages.cull import CullResult, cull
 from photopoet.stages.group import Grouping, group_understood
-from photopoet.stages.ingest import ingest
+from photopoet.stages.ingest import IngestResult, ingest
 from photopoet.stages.plots import report_plots
 from photopoet.stages.render import posts_document, render_report, write_post_folders
 from photopoet.stages.scene import ReadsText, describe_scenes
@@ -132,6 +132,98 @@ def cull_and_group(
     grouping = group_understood(replace(und, photos=culled.photos), cfg.group, rows=culled.kept())
     timings["group"] = time.perf_counter() - t
     return culled, grouping
+
+
+class FolderUnderstanding(NamedTuple):
+    """What `understand_folder` found: ingest's result (photos, excluded files, warnings) and the understanding."""
+
+    ingest: IngestResult
+    understanding: Understanding
+
+
+def understand_folder(
+    photos_dir: Path | str,
+    cfg: Config,
+    *,
+    progress: bool = True,
+    scenes: bool = False,
+    reader: ReadsText | None = None,
+    keep_labels: bool = False,
+) -> FolderUnderstanding:
+    """Ingest and understand a folder the way `run` does, with the config's cache and models; with `scenes`,
+    each photo's scene attached too, as `run` attaches it (when ``scene.enabled``; `reader` and `keep_labels`
+    as for :func:`with_scenes`). What the trainers, the benchmarks and ``photopoet data triplets`` start from."""
+    photos_dir = Path(photos_dir)
+    check_photo_folder(photos_dir)
+
+    def job(cache: Cache, cache_dir: Path) -> FolderUnderstanding:
+        ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
+        und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
+        if scenes and cfg.scene.enabled:
+            und = with_scenes(und, cfg, cache, reader=reader, progress=progress, keep_labels=keep_labels)
+        return FolderUnderstanding(ing, und)
+
+    return with_cache(cfg, job)
+
+
+@dataclass
+class PhotosUnderstanding:
+    """What `understand_photos` found: the models (None when no photo was given) and their cache folder, and for
+    each group its photos' text-space vectors ``[n, T]`` (None for a group with no photo) and concepts."""
+
+    models: ModelSet | None
+    cache_dir: Path
+    groups: list[tuple[Any, list[list[str]]]]
+
+
+def understand_photos(groups: Iterable[Iterable[Any]], cfg: Config, *, concepts: int = 5) -> PhotosUnderstanding:
+    """The run's image understanding of photos already read (upright RGB images), a group (a post) at a time:
+    what `photopoet caption`, `haiku` and `poem` write from. One model set, loaded on the first photo, encodes
+    every group's photos a model batch at a time; each photo gets its top `concepts` concepts, as the writers
+    get them in a run (offline tier: plain words, the confident ones). `groups` may be lazy: a photo is read
+    when it is needed."""
+    import numpy as np
+
+    from photopoet.stages.concepts import class_index, plain_concepts
+
+    cache_dir = cfg.cache.resolved_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    models: ModelSet | None = None
+    pending: list[Any] = []
+    vectors: list[Any] = []
+    words: list[list[str]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        assert models is not None
+        out = models.image_encoder.encode(np.stack(pending))
+        pending.clear()
+        vectors.append(models.mapper.to_text_space(out))
+        for pairs in models.mapper.concepts(out, concepts):
+            if cfg.models.tier != "offline":
+                words.append([c for c, _ in pairs])
+            else:
+                words.append(list(plain_concepts(pairs, cfg.understand.concept_min_prob, class_index())))
+
+    counts = []
+    for group in groups:
+        n = 0
+        for image in group:
+            if models is None:
+                models = ModelSet(cfg, cache_dir)
+            pending.append(models.image_encoder.preprocess(image))
+            if len(pending) >= cfg.models.batch_size:
+                flush()
+            n += 1
+        counts.append(n)
+    flush()
+    every = np.concatenate(vectors) if vectors else None
+    out, start = [], 0
+    for n in counts:
+        out.append((every[start : start + n] if n else None, words[start : start + n]))
+        start += n
+    return PhotosUnderstanding(models, cache_dir, out)
 
 
 @dataclass

@@ -58,6 +58,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from photopoet.errors import TruthError
+
 TRUTH_VERSION = 1
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
 EDITS = ("crop", "resize", "jpeg30", "exposure", "rotate", "border", "bw")
@@ -332,31 +334,31 @@ def make_dedupe_set(
 
 
 def load_truth(path: Path | str) -> dict[str, Any]:
-    """Read and check a truth file; raises ValueError naming the file and the problem."""
+    """Read and check a truth file; raises TruthError (a ValueError) naming the file and the problem."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise ValueError(f"{path}: cannot read truth file: {e.strerror or e}") from None
+        raise TruthError(f"{path}: cannot read truth file: {e.strerror or e}") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON: {e}") from None
+        raise TruthError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(data, dict) or data.get("version") != TRUTH_VERSION:
-        raise ValueError(f'{path}: expected a JSON object with "version": {TRUTH_VERSION}')
+        raise TruthError(f'{path}: expected a JSON object with "version": {TRUTH_VERSION}')
     groups = data.get("groups")
     if not isinstance(groups, list):
-        raise ValueError(f'{path}: "groups" must be a list')
+        raise TruthError(f'{path}: "groups" must be a list')
     for i, g in enumerate(groups):
         if not isinstance(g, dict) or g.get("kind") not in ("exact", "duplicate", "similar"):
-            raise ValueError(f'{path}: group {i}: "kind" must be exact, duplicate or similar')
+            raise TruthError(f'{path}: group {i}: "kind" must be exact, duplicate or similar')
         if not isinstance(g.get("photos"), list) or not all(isinstance(p, str) for p in g["photos"]):
-            raise ValueError(f'{path}: group {i}: "photos" must be a list of paths')
+            raise TruthError(f'{path}: group {i}: "photos" must be a list of paths')
     photos = data.get("photos", [])
     if not isinstance(photos, list):
-        raise ValueError(f'{path}: "photos" must be a list of paths')
+        raise TruthError(f'{path}: "photos" must be a list of paths')
     listed = set(photos)
     missing = sorted({p for g in groups for p in g["photos"]} - listed) if photos else []
     if missing:
-        raise ValueError(f'{path}: {len(missing)} grouped photos are not in "photos", e.g. {missing[0]}')
+        raise TruthError(f'{path}: {len(missing)} grouped photos are not in "photos", e.g. {missing[0]}')
     return data
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from photopoet.config import Config
 from photopoet.errors import TruthError
+from photopoet.evaluation.base import EvalResult
 from photopoet.metrics.clustering import clustering_scores, cosine_distances
 from photopoet.records import Understood
 from photopoet.stages.group import group_photos
@@ -76,15 +77,30 @@ def baseline_kmeans(feats: np.ndarray, seed: int = 0) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(np.asarray(feats, dtype=np.float64))
 
 
-@dataclass
-class GroupingEval:
+PRIMARY = "ari"  # of clustering_scores: the grouping evaluations' primary metric (greater is better)
+
+
+@dataclass(kw_only=True)
+class GroupingEval(EvalResult):
+    """photopoet's grouping (``metrics``, also ``ours``) and the baseline's scored on the same photos."""
+
+    primary_metric: str = PRIMARY
     n_photos: int
     n_posts_true: int
-    ours: dict[str, float]
     baseline: dict[str, float]
 
+    @property
+    def ours(self) -> dict[str, float]:
+        return self.metrics
+
     def to_json(self) -> dict:
-        return {"photos": self.n_photos, "true_posts": self.n_posts_true, "ours": self.ours, "baseline": self.baseline}
+        return {
+            "photos": self.n_photos,
+            "true_posts": self.n_posts_true,
+            "ours": self.ours,
+            "baseline": self.baseline,
+            **self.summary(),
+        }
 
 
 def evaluate_grouping(
@@ -103,25 +119,7 @@ def evaluate_grouping(
     d = cosine_distances(feats)
     ours = clustering_scores(truth, g.labels.tolist(), d)
     base = clustering_scores(truth, baseline_kmeans(feats).tolist(), d)
-    return GroupingEval(n_photos=len(items), n_posts_true=len(set(truth)), ours=ours, baseline=base)
-
-
-def understand_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True):
-    """Ingest and understand a folder with the run's cache and models: (IngestResult, Understanding)."""
-    from photopoet.core.cache import with_cache
-    from photopoet.errors import RunError
-    from photopoet.stages.ingest import ingest
-    from photopoet.stages.understand import ModelSet, understand
-
-    photos_dir = Path(photos_dir)
-    if not photos_dir.is_dir():
-        raise RunError(f"{photos_dir}: no such folder")
-
-    def job(cache, cache_dir):
-        ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
-        return ing, understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
-
-    return with_cache(cfg, job)
+    return GroupingEval(n_photos=len(items), n_posts_true=len(set(truth)), metrics=ours, baseline=base)
 
 
 def subset_understanding(und, rows: Sequence[int]):
@@ -147,15 +145,20 @@ def subset_understanding(und, rows: Sequence[int]):
     )
 
 
-@dataclass
-class RunPathResult:
-    """The run path's posts scored on the photos culling kept (``truth``/``pred`` follow ``kept``)."""
+@dataclass(kw_only=True)
+class RunPathResult(EvalResult):
+    """The run path's posts scored on the photos culling kept (``truth``/``pred`` follow ``kept``); ``metrics``
+    (also ``scores``): clustering_scores + posts, single_share, club_posts, club_single_share."""
 
+    primary_metric: str = PRIMARY
     kept: list[int]  # rows (of the understanding scored) culling kept
     truth: list[int]
     pred: list[int]
-    scores: dict[str, float]  # clustering_scores + posts, single_share, club_posts, club_single_share
     set_aside: int
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return self.metrics
 
 
 def post_shape(labels: Sequence[int]) -> tuple[int, float]:
@@ -176,7 +179,7 @@ def evaluate_run_path(und, truth: Sequence[int], cfg: Config, cache) -> RunPathR
     scores = clustering_scores(t, pred, cosine_distances(und.features[kept]) if kept else None)
     scores["posts"], scores["single_share"] = post_shape(pred)
     scores["club_posts"], scores["club_single_share"] = post_shape(t)
-    return RunPathResult(kept=kept, truth=t, pred=pred, scores=scores, set_aside=len(culled.culled))
+    return RunPathResult(kept=kept, truth=t, pred=pred, metrics=scores, set_aside=len(culled.culled))
 
 
 def paired_bootstrap(
@@ -218,7 +221,7 @@ def evaluate_folder(photos_dir: Path | str, truth_path: Path | str, cfg: Config,
     t = [truth[j] for j in keep]
     ours = clustering_scores(t, res.grouping.labels[keep].tolist(), d)
     base = clustering_scores(t, baseline_kmeans(feats).tolist(), d)
-    return GroupingEval(n_photos=len(rows), n_posts_true=len(set(t)), ours=ours, baseline=base)
+    return GroupingEval(n_photos=len(rows), n_posts_true=len(set(t)), metrics=ours, baseline=base)
 
 
 def evaluate_understood(und, rows: Sequence[int], truth: Sequence[int], cfg: Config) -> GroupingEval:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from photopoet.errors import TextEvalError
+from photopoet.evaluation.base import EvalResult
 
 
 @dataclass
@@ -92,9 +93,11 @@ def load_references(path: Path | str) -> Loaded:
     return out
 
 
-@dataclass
-class TextEval:
-    metrics: dict[str, Any]
+@dataclass(kw_only=True)
+class TextEval(EvalResult):
+    """BLEU-1..4, ROUGE-L and CIDEr (``metrics``; primary ``cider``) of the ids both files hold."""
+
+    primary_metric: str = "cider"
     ids: list[str]
     preds_without_ref: list[str]
     refs_without_pred: list[str]
@@ -111,6 +114,7 @@ class TextEval:
             "refs_without_pred": self.refs_without_pred,
             "skipped_lines": self.problems,
             **({"image_text": self.image_text} if self.image_text is not None else {}),
+            "greater_is_better": self.greater_is_better,
         }
 
 
@@ -146,7 +150,17 @@ def evaluate_files(pred_path: Path | str, ref_path: Path | str, tokenizer: str =
     _, cd = cider(p_toks, r_toks)
     per = {k: {"rougeL": a, "cider": b} for k, a, b in zip(ids, rl, cd, strict=True)}
     texts = {k: preds.items[k] for k in ids}
-    return TextEval(metrics, ids, without_ref, without_pred, problems, per, texts, {k: refs.items[k] for k in ids})
+    return TextEval(
+        metrics=metrics,
+        primary_metric=str(metrics["primary"]),
+        ids=ids,
+        preds_without_ref=without_ref,
+        refs_without_pred=without_pred,
+        problems=problems,
+        per_item=per,
+        texts=texts,
+        refs={k: refs.items[k] for k in ids},
+    )
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".bmp")

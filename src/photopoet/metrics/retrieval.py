@@ -26,7 +26,6 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 DEFAULT_KS = (1, 5, 10)
-PRIMARY = "ndcg@10"
 
 
 def trec_order(scores: Mapping[str, float]) -> list[str]:

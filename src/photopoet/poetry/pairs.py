@@ -32,6 +32,7 @@ import numpy as np
 
 from photopoet.poetry.corpus import NpmPackage, Poem, cjk_chars, poem_from_record, split_lines, to_simplified
 
+PAIR_KINDS = ("aligned", "by position")  # how prologue sentences are paired with lines (see the module doc)
 SENT = re.compile(r"(?<=[。！？；])")
 # Characters too common in modern Chinese explanations to count as shared content with a poem line.
 FUNCTION_CHARS = set("的了是在和也就都而之其以于为这那我你他她它们着过得地把被一不有个人上下来去到说要会能")
@@ -114,8 +115,8 @@ def shuimo_poems(tarball: Path | str) -> tuple[list[Poem], list[str]]:
 
 def shuimo_pairs(poems: Sequence[Poem], prologues: Sequence[str], kind: str = "aligned") -> PairSet:
     """``aligned`` or ``by position`` pairs (see the module doc); the candidates are every line of ``poems``."""
-    if kind not in ("aligned", "by position"):
-        raise ValueError(f"kind must be 'aligned' or 'by position', got {kind!r}")
+    if kind not in PAIR_KINDS:
+        raise ValueError(f"kind must be one of {PAIR_KINDS}, got {kind!r}")
     out = PairSet([], [], [], source=f"水墨唐诗 ({kind})")
     for pi, (poem, pro) in enumerate(zip(poems, prologues, strict=True)):
         raw = split_lines(poem.lines)

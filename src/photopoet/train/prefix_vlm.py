@@ -81,7 +81,7 @@ class VLMExample:
 def photo_features(images_dir: Path, cfg: Config, *, progress: bool = True) -> PhotoFeatures:
     """The run's frozen image features for every photo of ``images_dir`` (through the run cache)."""
     from photopoet.errors import RunError
-    from photopoet.evaluation.grouping import understand_folder
+    from photopoet.pipeline import understand_folder
 
     try:
         _, und = understand_folder(images_dir, cfg, progress=progress)

@@ -102,7 +102,7 @@ def post_features(
 ) -> tuple[dict[str, PostFeatures], list[str]]:
     """Concepts, text-space vector and run-time labels of each post's photos (the run's models, cache and label
     list), and problems (images the folder lacks). Posts with none of their images found get empty features."""
-    from photopoet.evaluation.grouping import understand_folder
+    from photopoet.pipeline import understand_folder
     from photopoet.stages.write.template import post_labels
     from photopoet.stages.write.texts import mean_vector, post_concepts
 

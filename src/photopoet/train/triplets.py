@@ -277,7 +277,7 @@ def build_triplets(
     from tqdm import tqdm
 
     from photopoet.errors import RunError
-    from photopoet.evaluation.grouping import understand_folder
+    from photopoet.pipeline import understand_folder
 
     root, out = Path(photos_dir), Path(out_file)
     caps = load_captions(captions_file)

