@@ -207,7 +207,7 @@ def pick_labels(
 def understand(
     photos: Sequence[Photo], cfg: Config, cache: Cache, models: ModelSet, *, progress: bool = True
 ) -> Understanding:
-    from photopoet.stages.appearance import appearance
+    from photopoet.stages.measure import appearance
 
     computed = _embed_missing(photos, models, cache, cfg.models.batch_size, progress)
     shas = [p.sha256 for p in photos]
@@ -220,7 +220,7 @@ def understand(
     else:
         F = np.zeros((0, 1), np.float32)
         T = np.zeros((0, 1), np.float32)
-    look = appearance(photos, cache, faces=cfg.understand.faces, progress=progress)
+    look = appearance(photos, cache, faces=cfg.understand.faces, min_face_px=cfg.cull.min_face_px, progress=progress)
     uc = cfg.understand
     labels = uc.labels
     Z = np.zeros((len(photos), len(labels)), np.float32)
