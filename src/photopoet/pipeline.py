@@ -19,7 +19,6 @@ from photopoet.core.files import atomic_write_json, remove_leftover_tmp
 from photopoet.core.folders import check_folders, check_photo_folder
 from photopoet.errors import ExecutorError, RunError
 from photopoet.executors import prepare as prepare_executor
-from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, PostScene, Understood
 from photopoet.stages.cull import CullResult, cull
 from photopoet.stages.group import Grouping, group_understood
@@ -28,6 +27,7 @@ from photopoet.stages.plots import report_plots
 from photopoet.stages.render import posts_document, render_report, write_post_folders
 from photopoet.stages.scene import ReadsText, describe_scenes
 from photopoet.stages.understand import ModelSet, Understanding, understand
+from photopoet.stages.write.poem import write_poems
 from photopoet.stages.write.template import event_from_folder
 from photopoet.stages.write.texts import TextWriter, write_texts
 
@@ -236,7 +236,7 @@ def _run_stages(
     writer = TextWriter(cfg, cache_dir, text_encoder=models.text_encoder)
     posts = write_texts(posts, by_path, vectors, event, cfg, writer, progress=progress, cache=cache, timings=timings)
     t = time.perf_counter()
-    posts = write_poems(posts, und, cfg, cache_dir, models.text_encoder)
+    posts = write_poems(posts, cfg, cache_dir, und=und, text_encoder=models.text_encoder)
     timings["poems"] = time.perf_counter() - t
 
     t = stage("render")

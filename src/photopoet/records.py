@@ -94,6 +94,11 @@ class Place:
 SceneKind = Literal["poster", "photo"]
 Light = Literal["day", "night", "golden hour", "indoor"]
 Season = Literal["spring", "summer", "autumn", "winter"]
+#: What culling (stages.cull) decided for a photo: ``keep``; ``duplicate`` (the same bytes or pixels, or the
+#: same frame edited, of the photo in ``duplicate_of``); ``similar`` (another frame of the same scene as
+#: ``duplicate_of``); ``low_quality`` (failed a quality check, said in ``reason``); ``excluded`` (set aside by the
+#: editor in the review UI). Whether a verdict keeps a photo out of posts is ``cull.remove``'s choice.
+Verdict = Literal["keep", "duplicate", "similar", "low_quality", "excluded"]
 
 
 @dataclass(frozen=True)
@@ -329,7 +334,7 @@ class Understood:
     photo: Photo
     labels: tuple[Label, ...] = ()
     concepts: tuple[str, ...] = ()  # top ImageNet classes (offline tier)
-    verdict: str = "keep"  # keep | duplicate | low_quality (culling, issue 3)
+    verdict: Verdict = "keep"  # see Verdict
     reason: str | None = None
     duplicate_of: str | None = None
     scene: Scene | None = None  # what the tool saw (stages.scene), once described
