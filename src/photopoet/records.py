@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 
@@ -20,6 +21,16 @@ class Photo:
     taken_at: str | None = None  # ISO 8601 from EXIF DateTimeOriginal/DateTime, no timezone guess
     gps: tuple[float, float] | None = None  # (lat, lon) in degrees
     orientation: int = 1  # EXIF orientation tag that was applied
+
+    def taken_time(self) -> datetime | None:
+        """``taken_at`` as a naive datetime (a timezone, if a record carries one, is dropped: capture times are
+        compared as the camera's clock read them); None when unknown or unreadable."""
+        if not self.taken_at:
+            return None
+        try:
+            return datetime.fromisoformat(self.taken_at).replace(tzinfo=None)
+        except ValueError:
+            return None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

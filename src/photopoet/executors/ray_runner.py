@@ -166,13 +166,14 @@ class PhotoWorker:
         self.pool = ThreadPoolExecutor(max_workers=self.cfg.ingest.workers, thread_name_prefix="photo")
 
     def _one(self, path: str) -> dict[str, Any]:
+        from photopoet.core.files import file_sha256
         from photopoet.errors import RejectedFile
-        from photopoet.stages.ingest import decode_photo, sha256_file, working_copy_from_bytes
+        from photopoet.stages.ingest import decode_photo, working_copy_from_bytes
         from photopoet.stages.measure import measure_photo
         from photopoet.stages.scene import measure
 
         try:
-            sha = sha256_file(path)
+            sha = file_sha256(path)
         except OSError as e:
             return {"status": "unreadable", "reason": f"cannot read file: {e.strerror or e}"}
         if sha in self.known:

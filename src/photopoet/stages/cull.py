@@ -46,17 +46,16 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from photopoet.config import CullConfig
 from photopoet.core.cache import Cache
-from photopoet.core.images import opencv
+from photopoet.core.images import on_white, open_upright, opencv
 from photopoet.records import Excluded, Understood
 from photopoet.stages.measure import gray_at, measure
 
@@ -173,25 +172,16 @@ def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
-def _flat_rgb(im: Image.Image) -> Image.Image:
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return im if im.mode == "RGB" else im.convert("RGB")
-
-
 def pixel_hash(path: str | Path) -> str | None:
     """SHA-256 of the fully decoded, upright RGB pixels (alpha composited on white); None if unreadable."""
     from photopoet.stages.ingest import _own_pixel_guard
 
     try:
-        with _own_pixel_guard(), Image.open(path) as im:
-            im.load()
-            up = _flat_rgb(ImageOps.exif_transpose(im))
-            h = hashlib.sha256(f"{up.width}x{up.height}:".encode())
-            h.update(up.tobytes())
-            return h.hexdigest()
+        with _own_pixel_guard():
+            up = on_white(open_upright(path))
+        h = hashlib.sha256(f"{up.width}x{up.height}:".encode())
+        h.update(up.tobytes())
+        return h.hexdigest()
     except Exception:  # unreadable now (changed or removed since ingest): it simply is not an exact match
         return None
 
@@ -506,13 +496,6 @@ def _pick_best(
 # -- the stage ----------------------------------------------------------------------------------------------
 
 
-def _time(u: Understood) -> datetime | None:
-    try:
-        return datetime.fromisoformat(u.photo.taken_at) if u.photo.taken_at else None
-    except ValueError:
-        return None
-
-
 def _signals(photos: Sequence[Understood], cache: Cache, cfg: CullConfig, progress: bool) -> dict[str, dict]:
     """Per-sha cull signals (:func:`photopoet.stages.measure.quality_signals`), from the cache or measured."""
     _, signals = measure([u.photo.sha256 for u in photos], cache, min_face_px=cfg.min_face_px, progress=progress)
@@ -627,7 +610,7 @@ def pair_tier(
     if cos < cfg.candidate_cosine:
         return None, ""
     if cos >= cfg.similar_cosine or (align is not None and align >= cfg.similar_alignment):
-        ti, tj = _time(photos[i]), _time(photos[j])
+        ti, tj = photos[i].photo.taken_time(), photos[j].photo.taken_time()
         if ti is not None and tj is not None and abs((ti - tj).total_seconds()) > cfg.similar_max_gap_seconds:
             return None, "taken too far apart"
         return "similar", f"cosine {cos:.3f}" + ("" if align is None else f", alignment {align:.2f}")

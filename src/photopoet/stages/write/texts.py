@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from photopoet.config import CaptionConfig, Config
 from photopoet.core.cache import Cache
+from photopoet.core.files import file_sha256
 from photopoet.errors import AdapterError, StyleFileError
 from photopoet.models.adapter import adapter_digest, adapter_meta
 from photopoet.records import Post, PostScene, Understood
@@ -314,6 +315,6 @@ def _file_digest(path: str | Path | None) -> str | None:
     if not path:
         return None
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return None
