@@ -81,9 +81,18 @@ def main() -> None:
         rows = []
         for d in tqdm(chosen, desc="posts", unit="post"):
             post = post_of(d)
-            labelled = write_texts([post], by_path, vectors, d.get("event"), cfg, writer, progress=False)
+            labelled = write_texts(
+                [post], cfg, None, writer=writer, by_path=by_path, vectors=vectors, event=d.get("event"), progress=False
+            )
             old = write_texts(
-                [replace(post, scene=None)], bare_by_path, vectors, d.get("event"), cfg, writer, progress=False
+                [replace(post, scene=None)],
+                cfg,
+                None,
+                writer=writer,
+                by_path=bare_by_path,
+                vectors=vectors,
+                event=d.get("event"),
+                progress=False,
             )
             new_p = write_poems(labelled, cfg, cfg.cache.resolved_dir(), und=und, text_encoder=writer.text_encoder)[0]
             old_p = write_poems(old, cfg, cfg.cache.resolved_dir(), und=bare_und, text_encoder=writer.text_encoder)[0]

@@ -41,7 +41,7 @@ def run_cull(env, folder: Path, **overrides) -> CullResult:
     ccfg = cfg.cull.model_copy(update=overrides) if overrides else cfg.cull
     photos = ingest(folder, cfg.ingest, cache, progress=False).photos
     und = understand(photos, cfg, cache, models, progress=False)
-    return cull(und.photos, und.features, ccfg, cache, progress=False)
+    return cull(und.photos, ccfg, cache, features=und.features, progress=False)
 
 
 def by_name(res: CullResult) -> dict[str, object]:

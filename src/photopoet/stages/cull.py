@@ -619,13 +619,13 @@ def pair_tier(
 
 def cull(
     photos: Sequence[Understood],
-    features: np.ndarray,
     cfg: CullConfig,
     cache: Cache,
     *,
+    features: np.ndarray,
     progress: bool = True,
 ) -> CullResult:
-    """Duplicate groups, quality problems and a verdict for every photo.
+    """The cull stage: duplicate groups, quality problems and a verdict for every photo.
 
     `features` are the L2-normalised image features, rows following `photos` (``Understanding.features``).
     """

@@ -349,8 +349,10 @@ def group(
     return group_photos(items, feats, cfg, colors=colors, label_scores=label_scores, quality=quality).posts
 
 
-def group_understood(und: Understanding, cfg: GroupConfig, rows: Sequence[int] | None = None) -> Grouping:
-    """:func:`group_photos` over ``und.photos[rows]`` (default: the keepers) with everything understand found."""
+def group_understood(und: Understanding, cfg: GroupConfig, *, rows: Sequence[int] | None = None) -> Grouping:
+    """The group stage: :func:`group_photos` over ``und.photos[rows]`` (default: the keepers) with everything
+    understand found. Takes the whole understanding (features, colours, label scores, quality), not only the
+    photo records; reads no cache and shows no progress (it is quick)."""
     if rows is None:
         rows = [i for i, u in enumerate(und.photos) if u.verdict == "keep"]
     rows = list(rows)

@@ -426,3 +426,37 @@ def _report_montages(
         cache.put_json(kind, new)
         found.update(new)
     return {pid: found[k] for pid, k in keys.items() if k in found}
+
+
+def render(
+    posts: Sequence[Post],
+    cfg: RenderConfig,
+    cache: Cache,
+    *,
+    out: Path,
+    photos: Sequence[Understood],
+    excluded: Sequence[Excluded],
+    title: str,
+    set_aside: Sequence[Understood] = (),
+    plots: Sequence[dict] = (),
+    progress: bool = True,
+) -> Path:
+    """The render stage: the post folders (:func:`write_post_folders`), ``posts.json`` (:func:`posts_document`,
+    `photos` in their order) and ``report.html`` (:func:`render_report`, from the working copies in `cache`) in
+    `out`. Needs, beside the posts, where to write, every photo and excluded file, the report's title, the
+    photos set aside and the plots. Returns the report's path."""
+    by_path = {u.photo.path: u for u in photos}
+    write_post_folders(out, posts, by_path, cfg, progress=progress)
+    atomic_write_json(out / "posts.json", posts_document(photos, posts, excluded))
+    return render_report(
+        out,
+        title,
+        posts,
+        by_path,
+        excluded,
+        cache,
+        cfg,
+        n_files=len(photos) + len(excluded),
+        set_aside=set_aside,
+        plots=plots,
+    )

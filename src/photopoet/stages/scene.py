@@ -355,8 +355,8 @@ def describe_scenes(
     reader: ReadsText | None = None,
     progress: bool = True,
 ) -> dict[str, Scene]:
-    """``path -> Scene`` for every photo. `faces` and `face_share` (rows follow `photos`) come from the
-    appearance stage (``Understanding.faces`` / ``face_share``); without them a scene counts no faces.
+    """The scene stage: ``path -> Scene`` for every photo. `faces` and `face_share` (rows follow `photos`) come
+    from the measurements (``Understanding.faces`` / ``face_share``); without them a scene counts no faces.
     The image statistics, and the lines `reader` read, are computed once per content hash and cached."""
     shas = [u.photo.sha256 for u in photos]
     looks = cache.get_json(LOOK_KIND, shas)

@@ -224,6 +224,12 @@ def photo_labels(
 def understand(
     photos: Sequence[Photo], cfg: Config, cache: Cache, models: ModelSet, *, progress: bool = True
 ) -> Understanding:
+    """The understand stage: image features, text-space vectors, concepts, labels and the per-photo measurements
+    (:mod:`photopoet.stages.measure`) of `photos`, rows following them.
+
+    Needs more than ``cfg.understand``: ``cfg.models`` (batch size; the models themselves come loaded in
+    `models`, shared with the writers) and ``cfg.cull.min_face_px`` (the one measurement pass also caches the
+    cull's signals). `models` stays positional: every caller passes it."""
     from photopoet.stages.measure import appearance
 
     computed = _embed_missing(photos, models, cache, cfg.models.batch_size, progress)
