@@ -79,3 +79,15 @@ def test_one_pass_fills_both_kinds_and_hides_faces_when_off(tmp_path):
     assert on.faces.sum() > 0 and off.faces.sum() == 0 and off.face_share.sum() == 0
     np.testing.assert_array_equal(on.colors, off.colors)
     np.testing.assert_array_equal(on.quality, off.quality)
+
+
+def test_a_working_copy_over_512_px_is_searched_at_each_size():
+    """ingest.thumb_size above 512: the loose faces come from the full copy, the strict ones from 512 px."""
+    from photopoet.stages.measure import gray_at
+
+    img = _photos()["grid"].resize((900, 900))
+    m = measure_photo(img, min_face_px=80)
+    full = np.asarray(img.convert("L"))
+    side = face_mod.loose_min_side(full.shape)
+    assert m.look[-2] == len(_detect(full, 6, side)) == 4
+    assert m.signals["faces"] == len(_detect(gray_at(img), 10, 80))
