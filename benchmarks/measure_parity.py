@@ -203,22 +203,25 @@ def main() -> int:
     ap.add_argument("--old-src", type=Path, required=True, help="the src folder of the old checkout")
     ap.add_argument("--cache", type=Path, help="a cache folder to copy for the cull comparison (else no cull run)")
     ap.add_argument("--min-face", type=int, default=80)
+    ap.add_argument("--no-photos", action="store_true", help="skip the per-photo and sharpness comparisons")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="measure_parity_"))
     paths = [str(p) for p in sample_images(work / "samples")]
     if args.folder is not None:
         paths += sorted(str(p) for p in args.folder.iterdir() if p.is_file())
-    payload = {"paths": paths, "min_face": args.min_face}
-    bad = compare_photos(run_child(args.old_src, "photos", payload), run_child(HERE, "photos", payload))
-    rows = run_child(HERE, "sharpness", {"paths": paths})["rows"]
-    ratios = sorted(big / small for small, big in rows if small > 0)
-    if ratios:
-        q = [ratios[int(f * (len(ratios) - 1))] for f in (0.0, 0.1, 0.5, 0.9, 1.0)]
-        print(
-            "sharpness: Laplacian variance at 512 px / at 256 px over the photos: min {:.3f}, p10 {:.3f}, "
-            "median {:.3f}, p90 {:.3f}, max {:.3f} (not a constant: the cover quality cannot be derived "
-            "from the cull's sharpness, so both are measured in the one pass)".format(*q)
-        )
+    bad = 0
+    if not args.no_photos:
+        payload = {"paths": paths, "min_face": args.min_face}
+        bad += compare_photos(run_child(args.old_src, "photos", payload), run_child(HERE, "photos", payload))
+        rows = run_child(HERE, "sharpness", {"paths": paths})["rows"]
+        ratios = sorted(big / small for small, big in rows if small > 0)
+        if ratios:
+            q = [ratios[int(f * (len(ratios) - 1))] for f in (0.0, 0.1, 0.5, 0.9, 1.0)]
+            print(
+                "sharpness: Laplacian variance at 512 px / at 256 px over the photos: min {:.3f}, p10 {:.3f}, "
+                "median {:.3f}, p90 {:.3f}, max {:.3f} (not a constant: the cover quality cannot be derived "
+                "from the cull's sharpness, so both are measured in the one pass)".format(*q)
+            )
     if args.folder is not None and args.cache is not None:
         for side in ("old", "new"):
             copy_cache(args.cache.expanduser(), work / side)
