@@ -128,7 +128,9 @@ def main() -> None:
             rows = [i for i, t in enumerate(truth) if t in keep]
             u = subset_understanding(und, rows)
             t = [truth[i] for i in rows]
-            culled = cull(u.photos, u.features, cfg0.cull, cache, progress=False)  # cull reads no group setting
+            culled = cull(
+                u.photos, cfg0.cull, cache, features=u.features, progress=False
+            )  # cull reads no group setting
             data[h] = (u, t, culled)
 
         def tune_score(h: str, g: dict) -> dict:

@@ -4,7 +4,7 @@ without the scene (the writers before the scene reached them) and with it.
 Posts: the 17 test posts of ``caption_eval.is_test`` and 3 train posts drawn with a fixed seed from those with
 a poster (so that posters are well represented); the style file holds the other train posts' captions only.
 Both sides run the product's own writers (``stages.write.texts.write_texts`` in the default hybrid mode with the
-club's captions as style examples, then ``poetry.select.write_poems``) on the same understood photos, with the
+club's captions as style examples, then ``stages.write.poem.write_poems``) on the same understood photos, with the
 club's event for each post, as a run on a folder named after the event would have it; the "without" side gets
 the posts and photos with their scenes taken away. ``caption.known_facts`` holds the club's own names
 (Montage, IIT Guwahati), as its editor would set them. The club's own caption is shown beside them.
@@ -30,8 +30,8 @@ from tqdm import tqdm
 from photopoet.config import load_config
 from photopoet.core.files import atomic_write_text
 from photopoet.pipeline import post_scenes, understand_folder
-from photopoet.poetry.select import write_poems
 from photopoet.records import Post
+from photopoet.stages.write.poem import write_poems
 from photopoet.stages.write.texts import TextWriter, write_texts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,12 +78,21 @@ def main() -> None:
         rows = []
         for d in tqdm(chosen, desc="posts", unit="post"):
             post = post_of(d)
-            labelled = write_texts([post], by_path, vectors, d.get("event"), cfg, writer, progress=False)
-            old = write_texts(
-                [replace(post, scene=None)], bare_by_path, vectors, d.get("event"), cfg, writer, progress=False
+            labelled = write_texts(
+                [post], cfg, None, writer=writer, by_path=by_path, vectors=vectors, event=d.get("event"), progress=False
             )
-            new_p = write_poems(labelled, und, cfg, cfg.cache.resolved_dir(), text_encoder=writer.text_encoder)[0]
-            old_p = write_poems(old, bare_und, cfg, cfg.cache.resolved_dir(), text_encoder=writer.text_encoder)[0]
+            old = write_texts(
+                [replace(post, scene=None)],
+                cfg,
+                None,
+                writer=writer,
+                by_path=bare_by_path,
+                vectors=vectors,
+                event=d.get("event"),
+                progress=False,
+            )
+            new_p = write_poems(labelled, cfg, cfg.cache.resolved_dir(), und=und, text_encoder=writer.text_encoder)[0]
+            old_p = write_poems(old, cfg, cfg.cache.resolved_dir(), und=bare_und, text_encoder=writer.text_encoder)[0]
             rows.append((d, old_p, new_p))
     atomic_write_text(args.out, page(rows, args.out))
     print(f"{len(rows)} posts ({len(test)} test, {len(extra)} train with a poster): {args.out}")

@@ -135,7 +135,7 @@ def test_rerun_reuses_everything(tmp_path, photo_dir, monkeypatch):
         first = ingest(photo_dir, CFG, c, progress=False)
     assert (first.decoded, first.reused) == (5, 0)
     no_decoding(monkeypatch)
-    monkeypatch.setattr(ingest_mod, "sha256_file", lambda p: pytest.fail(f"re-hashed unchanged {p}"))
+    monkeypatch.setattr(ingest_mod, "file_sha256", lambda p: pytest.fail(f"re-hashed unchanged {p}"))
     with Cache(cache_path) as c:
         second = ingest(photo_dir, CFG, c, progress=False)
         assert load_working_copy(c, second.photos[0].sha256).size == (96, 64)

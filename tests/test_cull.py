@@ -16,6 +16,7 @@ from photopoet.config import CullConfig, load_config
 from photopoet.core.cache import Cache
 from photopoet.pipeline import dedupe_folder
 from photopoet.stages import cull as cull_mod
+from photopoet.stages import measure as measure_mod
 from photopoet.stages.cull import CullResult, cull, knn_pairs
 from photopoet.stages.ingest import ingest
 from photopoet.stages.understand import ModelSet, understand
@@ -40,7 +41,7 @@ def run_cull(env, folder: Path, **overrides) -> CullResult:
     ccfg = cfg.cull.model_copy(update=overrides) if overrides else cfg.cull
     photos = ingest(folder, cfg.ingest, cache, progress=False).photos
     und = understand(photos, cfg, cache, models, progress=False)
-    return cull(und.photos, und.features, ccfg, cache, progress=False)
+    return cull(und.photos, ccfg, cache, features=und.features, progress=False)
 
 
 def by_name(res: CullResult) -> dict[str, object]:
@@ -189,7 +190,7 @@ def test_signals_are_cached(env, imgs, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("recomputed a cached value")
 
-    monkeypatch.setattr(cull_mod, "photo_signals", boom)
+    monkeypatch.setattr(measure_mod, "measure_photo", boom)
     monkeypatch.setattr(cull_mod, "alignment_score", boom)
     monkeypatch.setattr(cull_mod, "pixel_hash", boom)
     again = run_cull(env, tmp_path)

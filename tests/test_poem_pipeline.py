@@ -50,8 +50,8 @@ def test_the_scenes_mood_nudges_the_query_and_is_reported(tmp_path, monkeypatch)
     import numpy as np
 
     from photopoet.config import load_config
-    from photopoet.poetry import select
     from photopoet.records import Post, PostScene
+    from photopoet.stages.write import poem
 
     seen: list = []
 
@@ -68,9 +68,9 @@ def test_the_scenes_mood_nudges_the_query_and_is_reported(tmp_path, monkeypatch)
     und.text_vectors = np.eye(4, dtype=np.float32)[[0]]
     spring = Post("p", ["a.jpg"], "a.jpg", scene=PostScene(photos=1, posters=0, people=0, season="spring"))
     plain = Post("q", ["a.jpg"], "a.jpg")
-    monkeypatch.setattr(select, "PoemWriter", Writer)
-    out = select.write_poems([spring, plain], und, load_config(), tmp_path)
-    off = select.write_poems([spring], und, load_config(overrides={"poem": {"mood_weight": 0}}), tmp_path)
+    monkeypatch.setattr(poem, "PoemWriter", Writer)
+    out = poem.write_poems([spring, plain], load_config(), tmp_path, und=und)
+    off = poem.write_poems([spring], load_config(overrides={"poem": {"mood_weight": 0}}), tmp_path, und=und)
     q_spring, q_plain, q_off = (np.asarray(q[0])[0] for q in seen)
     assert q_spring[1] > 0 and q_plain[1] == 0 and q_off[1] == 0  # only the spring post, only with a weight
     assert all(q[1] is None for q in seen)  # never a words query of its own

@@ -14,8 +14,8 @@ from photopoet.core.cache import Cache
 from photopoet.errors import ConfigError
 from photopoet.records import Place, PostScene, Scene, TextLine, Understood
 from photopoet.stages import scene as scene_stage
-from photopoet.stages.appearance import appearance
 from photopoet.stages.ingest import ingest
+from photopoet.stages.measure import appearance
 from photopoet.stages.scene import describe_scenes, season_of
 
 CFG = load_config()

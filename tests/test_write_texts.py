@@ -58,7 +58,18 @@ def test_posts_are_written_a_batch_per_generator_call(tmp_path: Path) -> None:
     gen = CountingGenerator()
     writer = TextWriter(cfg, tmp_path, text_encoder=HashEncoder(), generator=gen)
     timings: dict[str, float] = {}
-    out = write_texts(posts, by_path, vectors, "Spring Fair", cfg, writer, progress=False, batch=4, timings=timings)
+    out = write_texts(
+        posts,
+        cfg,
+        None,
+        writer=writer,
+        by_path=by_path,
+        vectors=vectors,
+        event="Spring Fair",
+        progress=False,
+        batch=4,
+        timings=timings,
+    )
     assert [p.id for p in out] == [p.id for p in posts]
     assert all(p.caption.startswith("Students and friends") and p.caption_mode == "generative" for p in out)
     assert all(p.haiku == ["warm light on the stage", "the drummer counts in the band", "a crowd starts to sing"]
@@ -75,9 +86,29 @@ def test_a_run_killed_mid_way_writes_only_the_rest_next_time(tmp_path: Path) -> 
         dying = CountingGenerator(fail_on=3)  # batch 1 written (calls 1, 2); dies in batch 2's captions
         writer = TextWriter(cfg, tmp_path, text_encoder=HashEncoder(), generator=dying)
         with pytest.raises(KeyboardInterrupt):
-            write_texts(posts, by_path, vectors, "Spring Fair", cfg, writer, progress=False, cache=cache, batch=4)
+            write_texts(
+                posts,
+                cfg,
+                cache,
+                writer=writer,
+                by_path=by_path,
+                vectors=vectors,
+                event="Spring Fair",
+                progress=False,
+                batch=4,
+            )
         again = CountingGenerator()
         writer = TextWriter(cfg, tmp_path, text_encoder=HashEncoder(), generator=again)
-        out = write_texts(posts, by_path, vectors, "Spring Fair", cfg, writer, progress=False, cache=cache, batch=4)
+        out = write_texts(
+            posts,
+            cfg,
+            cache,
+            writer=writer,
+            by_path=by_path,
+            vectors=vectors,
+            event="Spring Fair",
+            progress=False,
+            batch=4,
+        )
     assert [len(c) for c in again.calls] == [4, 4, 2, 2]  # the 6 posts not written before, in batches of 4 and 2
     assert all(p.caption.startswith("Students and friends") for p in out) and len(out) == 10

@@ -16,7 +16,6 @@ from PIL import Image
 MAX_CAPTION_CHARS = 2200
 MAX_HASHTAGS = 30
 MAX_MENTIONS = 20
-MIN_CAROUSEL = 2
 MAX_CAROUSEL = 10
 MIN_ASPECT = 4 / 5  # width / height, the tallest portrait Instagram takes
 MAX_ASPECT = 1.91  # the widest landscape

@@ -15,19 +15,19 @@ from typing import Any, NamedTuple, TypeVar
 
 from photopoet.config import Config
 from photopoet.core.cache import Cache, with_cache
-from photopoet.core.files import atomic_write_json, remove_leftover_tmp
+from photopoet.core.files import remove_leftover_tmp
 from photopoet.core.folders import check_folders, check_photo_folder
 from photopoet.errors import ExecutorError, RunError
 from photopoet.executors import prepare as prepare_executor
-from photopoet.poetry.select import write_poems
 from photopoet.records import Excluded, Post, PostScene, Understood
 from photopoet.stages.cull import CullResult, cull
 from photopoet.stages.group import Grouping, group_understood
 from photopoet.stages.ingest import IngestResult, ingest
 from photopoet.stages.plots import report_plots
-from photopoet.stages.render import posts_document, render_report, write_post_folders
+from photopoet.stages.render import render
 from photopoet.stages.scene import ReadsText, describe_scenes
 from photopoet.stages.understand import ModelSet, Understanding, understand
+from photopoet.stages.write.poem import write_poems
 from photopoet.stages.write.template import event_from_folder
 from photopoet.stages.write.texts import TextWriter, write_texts
 
@@ -126,7 +126,7 @@ def cull_and_group(
     through this one function, so they give the same posts for the same photos."""
     timings = {} if timings is None else timings
     t = stage("cull") if stage is not None else time.perf_counter()
-    culled = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+    culled = cull(und.photos, cfg.cull, cache, features=und.features, progress=progress)
     timings["cull"] = time.perf_counter() - t
     t = stage("group") if stage is not None else time.perf_counter()
     grouping = group_understood(replace(und, photos=culled.photos), cfg.group, rows=culled.kept())
@@ -326,27 +326,35 @@ def _run_stages(
     by_path = {u.photo.path: u for u in photos}
     vectors = {u.photo.path: und.text_vectors[i] for i, u in enumerate(und.photos)}
     writer = TextWriter(cfg, cache_dir, text_encoder=models.text_encoder)
-    posts = write_texts(posts, by_path, vectors, event, cfg, writer, progress=progress, cache=cache, timings=timings)
+    posts = write_texts(
+        posts,
+        cfg,
+        cache,
+        writer=writer,
+        by_path=by_path,
+        vectors=vectors,
+        event=event,
+        progress=progress,
+        timings=timings,
+    )
     t = time.perf_counter()
-    posts = write_poems(posts, und, cfg, cache_dir, models.text_encoder)
+    posts = write_poems(posts, cfg, cache_dir, und=und, text_encoder=models.text_encoder)
     timings["poems"] = time.perf_counter() - t
 
     t = stage("render")
     remove_leftover_tmp(out, {"posts.json", "report.html"})  # what a run killed while writing them left
     plots = report_plots(grouping.curves, und.label_names, und.label_scores, cfg.understand.threshold)
-    write_post_folders(out, posts, by_path, cfg.render, progress=progress)
-    atomic_write_json(out / "posts.json", posts_document(photos, posts, ing.excluded))
-    render_report(
-        out,
-        event or photos_dir.resolve().name,
+    render(
         posts,
-        by_path,
-        ing.excluded,
-        cache,
         cfg.render,
-        n_files=len(ing.photos) + len(ing.excluded),
+        cache,
+        out=out,
+        photos=photos,
+        excluded=ing.excluded,
+        title=event or photos_dir.resolve().name,
         set_aside=[photos[i] for i in range(len(photos)) if photos[i].photo.path in culled.culled],
         plots=plots,
+        progress=progress,
     )
     timings["render"] = time.perf_counter() - t
     on_ray = pre.computed if pre is not None else 0  # decoded and embedded on Ray, read from the cache here
@@ -378,7 +386,7 @@ def dedupe_folder(photos_dir: Path | str, cfg: Config, *, progress: bool = True)
     def job(cache: Cache, cache_dir: Path) -> CullResult:
         ing = ingest(photos_dir, cfg.ingest, cache, progress=progress)
         und = understand(ing.photos, cfg, cache, ModelSet(cfg, cache_dir), progress=progress)
-        res = cull(und.photos, und.features, cfg.cull, cache, progress=progress)
+        res = cull(und.photos, cfg.cull, cache, features=und.features, progress=progress)
         return replace(res, unreadable=list(ing.excluded), warnings=list(ing.warnings))
 
     return with_cache(cfg, job)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 
@@ -20,6 +21,16 @@ class Photo:
     taken_at: str | None = None  # ISO 8601 from EXIF DateTimeOriginal/DateTime, no timezone guess
     gps: tuple[float, float] | None = None  # (lat, lon) in degrees
     orientation: int = 1  # EXIF orientation tag that was applied
+
+    def taken_time(self) -> datetime | None:
+        """``taken_at`` as a naive datetime (a timezone, if a record carries one, is dropped: capture times are
+        compared as the camera's clock read them); None when unknown or unreadable."""
+        if not self.taken_at:
+            return None
+        try:
+            return datetime.fromisoformat(self.taken_at).replace(tzinfo=None)
+        except ValueError:
+            return None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -94,6 +105,11 @@ class Place:
 SceneKind = Literal["poster", "photo"]
 Light = Literal["day", "night", "golden hour", "indoor"]
 Season = Literal["spring", "summer", "autumn", "winter"]
+#: What culling (stages.cull) decided for a photo: ``keep``; ``duplicate`` (the same bytes or pixels, or the
+#: same frame edited, of the photo in ``duplicate_of``); ``similar`` (another frame of the same scene as
+#: ``duplicate_of``); ``low_quality`` (failed a quality check, said in ``reason``); ``excluded`` (set aside by the
+#: editor in the review UI). Whether a verdict keeps a photo out of posts is ``cull.remove``'s choice.
+Verdict = Literal["keep", "duplicate", "similar", "low_quality", "excluded"]
 
 
 @dataclass(frozen=True)
@@ -329,7 +345,7 @@ class Understood:
     photo: Photo
     labels: tuple[Label, ...] = ()
     concepts: tuple[str, ...] = ()  # top ImageNet classes (offline tier)
-    verdict: str = "keep"  # keep | duplicate | low_quality (culling, issue 3)
+    verdict: Verdict = "keep"  # see Verdict
     reason: str | None = None
     duplicate_of: str | None = None
     scene: Scene | None = None  # what the tool saw (stages.scene), once described

@@ -97,20 +97,18 @@ def _zero_shot_labels(models, vectors_per_post: Sequence[Any], cfg) -> list[list
     its photos. All posts' photos are scored together."""
     import numpy as np
 
-    from photopoet.stages.understand import background_vectors, calibrate, label_scores, pick_labels
+    from photopoet.stages.understand import photo_labels
 
     uc = cfg.understand
     if not uc.labels or not vectors_per_post:
         return [[] for _ in vectors_per_post]
-    raw, lab = label_scores(np.concatenate(list(vectors_per_post)), uc.labels, models, uc.prompt)
-    z = calibrate(raw, lab, background_vectors(models))
+    _, picked = photo_labels(np.concatenate(list(vectors_per_post)), uc, models)  # no face counts here
     out, start = [], 0
     for vecs in vectors_per_post:
         best: Counter[str] = Counter()
         for i in range(start, start + len(vecs)):
-            picked = pick_labels(raw[i], z[i], uc.labels, uc.topk, uc.threshold)
-            if picked:
-                best[picked[0].name] += 1
+            if picked[i]:
+                best[picked[i][0].name] += 1
         out.append([n for n, c in best.most_common(3) if c >= 0.5 * len(vecs)])
         start += len(vecs)
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -76,3 +77,18 @@ def is_within(child: Path, parent: Path) -> bool:
         return True
     except ValueError:
         return False
+
+
+HASH_CHUNK = 1 << 20  # bytes read at a time when hashing a file
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes as hex, read in :data:`HASH_CHUNK` blocks into one reused buffer.
+    Raises ``OSError`` when the file cannot be read."""
+    h = hashlib.sha256()
+    buf = bytearray(HASH_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()

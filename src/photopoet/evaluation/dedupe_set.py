@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from photopoet.core.images import open_upright
 from photopoet.errors import TruthError
 
 TRUTH_VERSION = 1
@@ -206,10 +207,8 @@ def load_related(path: Path | str) -> list[list[str]]:
 
 
 def _open_upright(path: Path) -> Image.Image:
-    with Image.open(path) as im:
-        im.load()
-        up = ImageOps.exif_transpose(im)
-        return up.convert("RGB") if up.mode != "RGB" else up.copy()
+    up = open_upright(path)
+    return up.convert("RGB") if up.mode != "RGB" else up
 
 
 def _save_jpeg(im: Image.Image, path: Path, quality: int = EDIT_QUALITY) -> None:

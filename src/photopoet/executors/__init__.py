@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from photopoet.config import Config
     from photopoet.core.cache import Cache
 
-EXECUTORS = ("local", "ray")
-
 
 def prepare(photos_dir: Path, out: Path, cfg: Config, cache: Cache, cache_dir: Path, *, progress: bool = True) -> Any:
     """Run the executor's share of the work before the local stages. ``local``: nothing (returns None);

@@ -166,13 +166,14 @@ class PhotoWorker:
         self.pool = ThreadPoolExecutor(max_workers=self.cfg.ingest.workers, thread_name_prefix="photo")
 
     def _one(self, path: str) -> dict[str, Any]:
+        from photopoet.core.files import file_sha256
         from photopoet.errors import RejectedFile
-        from photopoet.stages.cull import photo_signals
-        from photopoet.stages.ingest import decode_photo, sha256_file, working_copy_from_bytes
+        from photopoet.stages.ingest import decode_photo, working_copy_from_bytes
+        from photopoet.stages.measure import measure_photo
         from photopoet.stages.scene import measure
 
         try:
-            sha = sha256_file(path)
+            sha = file_sha256(path)
         except OSError as e:
             return {"status": "unreadable", "reason": f"cannot read file: {e.strerror or e}"}
         if sha in self.known:
@@ -183,19 +184,19 @@ class PhotoWorker:
         except RejectedFile as e:
             return {"sha": sha, "status": "rejected", "reason": str(e)}
         img = working_copy_from_bytes(thumb)
+        measured = measure_photo(img, min_face_px=self.cfg.cull.min_face_px)  # one pass: look and cull signals
         return {
             "sha": sha,
             "status": "ok",
             "meta": meta,
             "thumb": thumb,
-            "img": img,
-            "signals": photo_signals(img, min_face=self.cfg.cull.min_face_px),
+            "look": measured.look,
+            "signals": measured.signals,
             "scene": measure(img),
             "x": self.enc.preprocess(img),
         }
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from photopoet.stages.appearance import analyse
         from photopoet.stages.ingest import _own_pixel_guard
 
         paths = [str(p) for p in batch["path"]]
@@ -209,13 +210,11 @@ class PhotoWorker:
             if r["status"] == "ok":
                 if r["sha"] in seen:
                     r.update(status="ref")
-                    for k in ("meta", "thumb", "img", "signals", "scene", "x"):
+                    for k in ("meta", "thumb", "look", "signals", "scene", "x"):
                         r.pop(k)
                 else:
                     seen.add(r["sha"])
                     todo.append(r)
-        for r in todo:  # on this thread: the appearance stage's face detector is one shared, not thread-safe object
-            r["look"] = analyse(r.pop("img"), faces=self.cfg.understand.faces)
         if todo:
             out = self.enc.encode(np.stack([r.pop("x") for r in todo]))
             text = self.mapper.to_text_space(out)

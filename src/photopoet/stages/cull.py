@@ -35,7 +35,8 @@ that holds. A photo is a non-kept member of at most one group; the kept photo of
 non-kept member of a group of a weaker tier. :meth:`CullResult.components` gives the photos that belong
 together at a tier or stronger.
 
-Per-photo signals (perceptual hash, quality scores, faces) and per-pair ones (pixel hashes, alignment) are
+Per-photo signals (perceptual hash, quality scores, faces) are measured by :mod:`photopoet.stages.measure` in
+the same pass as the look the grouping uses; they and the per-pair ones here (pixel hashes, alignment) are
 cached by content hash under kinds that carry a version, so a rerun recomputes nothing.
 """
 
@@ -43,26 +44,23 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from photopoet.config import CullConfig
 from photopoet.core.cache import Cache
+from photopoet.core.images import on_white, open_upright, opencv
 from photopoet.records import Excluded, Understood
+from photopoet.stages.measure import gray_at, measure
 
-SIGNALS_KIND = "cull-signals:v3"  # per photo: perceptual hash, quality, faces
 PIXELS_KIND = "cull-pixels:v1"  # per photo: hash of the fully decoded pixels (candidates only)
 ALIGN_KIND = "cull-align:v2"  # per pair "sha_a:sha_b" (sorted): alignment agreement
-QUALITY_SIZE = 512  # longest side at which sharpness, exposure and faces are measured
 SCALED_SIDE = 64  # px: a pair of the same picture at two sizes is compared at the smaller's size, at most this
 SCALED_MEAN_DIFF = 10.0  # grey levels (0-255): mean absolute difference of a downscaled copy and its original
 SCALED_BLOCK_DIFF = 24.0  # ... and of every 4x4 block (a moved object or an edit shows up as one bad block)
@@ -166,15 +164,7 @@ class _UnionFind:
         return list(out.values())
 
 
-# -- per-photo signals --------------------------------------------------------------------------------------
-
-
-def phash(img: Image.Image) -> str:
-    """64-bit DCT perceptual hash (imagehash.phash) as 16 hex digits."""
-    with _import_lock:
-        import imagehash
-
-    return str(imagehash.phash(img, hash_size=8))
+# -- per-photo signals (measured in stages/measure.py) --------------------------------------------------------
 
 
 def hamming(a: str, b: str) -> int:
@@ -182,117 +172,16 @@ def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
-def _gray(img: Image.Image, size: int = QUALITY_SIZE) -> np.ndarray:
-    """Luminance (uint8), longest side reduced to `size` (never enlarged: a small photo is judged as it is)."""
-    g = img.convert("L")
-    if max(g.size) > size:
-        g = g.copy()
-        g.thumbnail((size, size), Image.Resampling.LANCZOS)
-    return np.asarray(g)
-
-
-_local = threading.local()
-_import_lock = threading.Lock()
-
-
-def _cv2() -> Any:
-    """OpenCV, imported once under a lock (a first import racing in two threads leaves it half-initialised)."""
-    with _import_lock:
-        import cv2
-        import cv2.data  # noqa: F401  (the cascades' folder)
-
-        return cv2
-
-
-def _cascades() -> tuple[Any, Any]:
-    """OpenCV's packaged frontal-face and eye cascades, one pair per thread (they are not thread-safe)."""
-    if not hasattr(_local, "cascades"):
-        cv2 = _cv2()
-        root = Path(cv2.data.haarcascades)
-        face = cv2.CascadeClassifier(str(root / "haarcascade_frontalface_default.xml"))
-        eye = cv2.CascadeClassifier(str(root / "haarcascade_eye.xml"))
-        if face.empty() or eye.empty():  # pragma: no cover - a broken OpenCV install
-            raise RuntimeError(f"OpenCV's Haar cascades are missing from {root}")
-        _local.cascades = (face, eye)
-    return _local.cascades
-
-
-def face_signals(gray: np.ndarray, min_face: int) -> dict[str, int]:
-    """Frontal faces at least `min_face` px wide (big enough to judge eyes), and how many show no open eye.
-
-    The eye cascade finds open eyes far more often than closed ones, so a judged face with no eye found
-    reads as "eyes may be closed". A hint, not a proof: glasses, profile views and shadows do the same.
-    """
-    cv2 = _cv2()
-    face_cc, eye_cc = _cascades()
-    eq = cv2.equalizeHist(gray)
-    faces = face_cc.detectMultiScale(eq, scaleFactor=1.1, minNeighbors=10, minSize=(min_face, min_face))
-    closed = 0
-    for x, y, w, h in faces if len(faces) else []:
-        # the band where eyes sit, enlarged so that an eye spans well over the cascade's 20 px window
-        band = gray[y + h // 5 : y + h * 11 // 20, x : x + w]
-        band = cv2.resize(band, (200, max(1, round(200 * band.shape[0] / w))), interpolation=cv2.INTER_CUBIC)
-        band = cv2.equalizeHist(band)
-        eyes = eye_cc.detectMultiScale(band, scaleFactor=1.05, minNeighbors=3, minSize=(20, 20), maxSize=(90, 90))
-        if len(eyes) == 0:
-            closed += 1
-    return {"faces": int(len(faces)), "eyes_closed": int(closed)}
-
-
-def quality_signals(img: Image.Image, *, min_face: int = 80) -> dict[str, float]:
-    """Sharpness, exposure and faces of one working copy, measured at :data:`QUALITY_SIZE` px.
-
-    * ``sharpness``: variance of the Laplacian of the luminance (0-255) at that size (the blur check);
-    * ``detail``: the same divided by the luminance variance, so that a brighter or contrastier edit of a
-      frame does not look sharper than the original (the best-shot comparison);
-    * ``colour``: mean saturation (0 for black and white);
-    * ``dark`` / ``bright``: share of pixels clipped to black (<= 8) / white (>= 247);
-    * ``mean``, ``p01``, ``p99``: mean luminance and its 1st and 99th percentiles;
-    * ``faces``, ``eyes_closed``: see :func:`face_signals`.
-    """
-    cv2 = _cv2()
-    g = _gray(img)
-    lap = cv2.Laplacian(g, cv2.CV_64F, ksize=1)
-    p01, p99 = np.percentile(g, [1, 99])
-    var = float(g.var())
-    lap_var = float(lap.var()) if lap.size else 0.0
-    out: dict[str, float] = {
-        "sharpness": round(lap_var, 2),
-        "detail": round(lap_var / var, 4) if var > 1e-6 else 0.0,
-        "colour": round(float(np.asarray(img.convert("HSV"))[..., 1].mean()) / 255.0, 4),
-        "dark": round(float((g <= 8).mean()), 4),
-        "bright": round(float((g >= 247).mean()), 4),
-        "mean": round(float(g.mean()), 2),
-        "p01": float(p01),
-        "p99": float(p99),
-    }
-    out.update(face_signals(g, min_face))
-    return out
-
-
-def photo_signals(img: Image.Image, *, min_face: int = 80) -> dict[str, Any]:
-    return {"phash": phash(img), **quality_signals(img, min_face=min_face)}
-
-
-def _flat_rgb(im: Image.Image) -> Image.Image:
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return im if im.mode == "RGB" else im.convert("RGB")
-
-
 def pixel_hash(path: str | Path) -> str | None:
     """SHA-256 of the fully decoded, upright RGB pixels (alpha composited on white); None if unreadable."""
     from photopoet.stages.ingest import _own_pixel_guard
 
     try:
-        with _own_pixel_guard(), Image.open(path) as im:
-            im.load()
-            up = _flat_rgb(ImageOps.exif_transpose(im))
-            h = hashlib.sha256(f"{up.width}x{up.height}:".encode())
-            h.update(up.tobytes())
-            return h.hexdigest()
+        with _own_pixel_guard():
+            up = on_white(open_upright(path))
+        h = hashlib.sha256(f"{up.width}x{up.height}:".encode())
+        h.update(up.tobytes())
+        return h.hexdigest()
     except Exception:  # unreadable now (changed or removed since ingest): it simply is not an exact match
         return None
 
@@ -304,7 +193,7 @@ ORB_MIN_SIDE = 32  # px: pictures narrower than this are not aligned (ORB's 31 p
 
 
 def _orb(gray: np.ndarray) -> tuple[Any, Any]:
-    cv2 = _cv2()
+    cv2 = opencv()
     orb = cv2.ORB_create(nfeatures=1500, fastThreshold=10)
     return orb.detectAndCompute(gray, None)
 
@@ -320,10 +209,10 @@ def alignment_score(a: Image.Image, b: Image.Image) -> float | None:
     black and white keep a high score; another frame of the same scene (people moved, the camera moved)
     leaves many tiles that disagree.
     """
-    cv2 = _cv2()
+    cv2 = opencv()
     if min(*a.size, *b.size) < ORB_MIN_SIDE:  # ORB's pyramid cannot shrink a sliver of a picture: too small to judge
         return None
-    ga, gb = _gray(a), _gray(b)
+    ga, gb = gray_at(a), gray_at(b)
     ka, da = _orb(ga)
     kb, db = _orb(gb)
     if da is None or db is None or len(ka) < 10 or len(kb) < 10:
@@ -607,44 +496,10 @@ def _pick_best(
 # -- the stage ----------------------------------------------------------------------------------------------
 
 
-def _time(u: Understood) -> datetime | None:
-    try:
-        return datetime.fromisoformat(u.photo.taken_at) if u.photo.taken_at else None
-    except ValueError:
-        return None
-
-
 def _signals(photos: Sequence[Understood], cache: Cache, cfg: CullConfig, progress: bool) -> dict[str, dict]:
-    """Per-sha signals, from the cache or computed from the working copies (two threads)."""
-    from photopoet.stages.ingest import working_copy_from_bytes
-
-    kind = f"{SIGNALS_KIND}:face{cfg.min_face_px}"
-    shas = list(dict.fromkeys(u.photo.sha256 for u in photos))
-    have = cache.get_json(kind, shas)
-    todo = [s for s in shas if s not in have]
-    if not todo:
-        return have
-
-    def work(blob: bytes) -> dict[str, Any]:
-        return photo_signals(working_copy_from_bytes(blob), min_face=cfg.min_face_px)
-
-    with (
-        tqdm(total=len(todo), desc="cull", unit="photo", disable=not progress) as bar,
-        ThreadPoolExecutor(max_workers=2, thread_name_prefix="cull") as pool,
-    ):
-        for start in range(0, len(todo), 32):
-            chunk = todo[start : start + 32]
-            blobs = []
-            for s in chunk:
-                blob = cache.get_thumb(s)
-                if blob is None:
-                    raise KeyError(f"no working copy of {s} in the cache {cache.path}; ingest the photo first")
-                blobs.append(blob)
-            done = dict(zip(chunk, pool.map(work, blobs), strict=True))
-            cache.put_json(kind, done)
-            have.update(done)
-            bar.update(len(chunk))
-    return have
+    """Per-sha cull signals (:func:`photopoet.stages.measure.quality_signals`), from the cache or measured."""
+    _, signals = measure([u.photo.sha256 for u in photos], cache, min_face_px=cfg.min_face_px, progress=progress)
+    return signals
 
 
 class _Pairs:
@@ -755,7 +610,7 @@ def pair_tier(
     if cos < cfg.candidate_cosine:
         return None, ""
     if cos >= cfg.similar_cosine or (align is not None and align >= cfg.similar_alignment):
-        ti, tj = _time(photos[i]), _time(photos[j])
+        ti, tj = photos[i].photo.taken_time(), photos[j].photo.taken_time()
         if ti is not None and tj is not None and abs((ti - tj).total_seconds()) > cfg.similar_max_gap_seconds:
             return None, "taken too far apart"
         return "similar", f"cosine {cos:.3f}" + ("" if align is None else f", alignment {align:.2f}")
@@ -764,13 +619,13 @@ def pair_tier(
 
 def cull(
     photos: Sequence[Understood],
-    features: np.ndarray,
     cfg: CullConfig,
     cache: Cache,
     *,
+    features: np.ndarray,
     progress: bool = True,
 ) -> CullResult:
-    """Duplicate groups, quality problems and a verdict for every photo.
+    """The cull stage: duplicate groups, quality problems and a verdict for every photo.
 
     `features` are the L2-normalised image features, rows following `photos` (``Understanding.features``).
     """

@@ -51,18 +51,8 @@ class Grouping:
     curves: list[dict] = field(default_factory=list)  # per clustered stretch: {"n", "k": [...], "silhouette": [...]}
 
 
-def _time(u: Understood) -> datetime | None:
-    if not u.photo.taken_at:
-        return None
-    try:
-        t = datetime.fromisoformat(u.photo.taken_at)
-    except ValueError:
-        return None
-    return t.replace(tzinfo=None)
-
-
 def _order_key(u: Understood) -> tuple:
-    t = _time(u)
+    t = u.photo.taken_time()
     return (0, t.isoformat(), u.photo.path) if t else (1, "", u.photo.path)
 
 
@@ -301,7 +291,7 @@ def group_photos(
     if not items:
         return Grouping(posts=[], labels=np.zeros(0, dtype=int))
     feats = np.asarray(feats, dtype=np.float32)
-    times = [_time(u) for u in items]
+    times = [u.photo.taken_time() for u in items]
     order = sorted(range(len(items)), key=lambda i: _order_key(items[i]))
     rank = {i: r for r, i in enumerate(order)}
     by_name = sorted(range(len(items)), key=lambda i: _natural_key(items[i].photo.path))
@@ -359,8 +349,10 @@ def group(
     return group_photos(items, feats, cfg, colors=colors, label_scores=label_scores, quality=quality).posts
 
 
-def group_understood(und: Understanding, cfg: GroupConfig, rows: Sequence[int] | None = None) -> Grouping:
-    """:func:`group_photos` over ``und.photos[rows]`` (default: the keepers) with everything understand found."""
+def group_understood(und: Understanding, cfg: GroupConfig, *, rows: Sequence[int] | None = None) -> Grouping:
+    """The group stage: :func:`group_photos` over ``und.photos[rows]`` (default: the keepers) with everything
+    understand found. Takes the whole understanding (features, colours, label scores, quality), not only the
+    photo records; reads no cache and shows no progress (it is quick)."""
     if rows is None:
         rows = [i for i, u in enumerate(und.photos) if u.verdict == "keep"]
     rows = list(rows)

@@ -23,7 +23,6 @@ Per file
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
@@ -46,6 +45,7 @@ from tqdm import tqdm
 
 from photopoet.config import IngestConfig
 from photopoet.core.cache import Cache
+from photopoet.core.files import file_sha256
 from photopoet.errors import RejectedFile
 from photopoet.records import Excluded, Photo
 
@@ -59,7 +59,6 @@ except ImportError:  # pragma: no cover
 # bump when the working copy is made differently: cached copies of older recipes are remade
 RECIPE = 2  # 2: pixels only (1 kept a JPEG comment)
 BATCH_SIZE = 32
-HASH_CHUNK = 1 << 20
 JPEG_QUALITY = 90
 
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
@@ -221,19 +220,6 @@ def iter_files(root: Path | str, cfg: IngestConfig) -> tuple[list[Path], list[Ex
 
 def _walk_key(path: str) -> tuple[str, ...]:
     return tuple(path.split(os.sep))
-
-
-# -- hashing ------------------------------------------------------------------------------------------------
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    buf = bytearray(HASH_CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
 
 
 # -- EXIF ---------------------------------------------------------------------------------------------------
@@ -558,7 +544,7 @@ def _hash_unknown(
         else:
             sha_of[f.path] = known
     memo: list[tuple[str, int, int, str]] = []
-    for f, fut in _ordered_map(pool, lambda f: sha256_file(f.path), to_hash, window):
+    for f, fut in _ordered_map(pool, lambda f: file_sha256(f.path), to_hash, window):
         try:
             sha_of[f.path] = fut.result()
         except OSError as e:

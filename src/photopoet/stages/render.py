@@ -35,6 +35,7 @@ from photopoet.core.files import (
     free_name,
     remove_leftover_tmp,
 )
+from photopoet.core.images import on_white, open_upright
 from photopoet.instagram import check_post, fit_aspect, fit_caption, post_kind
 from photopoet.records import Excluded, Post, Understood
 from photopoet.stages.ingest import load_working_copy
@@ -74,21 +75,14 @@ def _export_photo(src: str, dst: Path, cfg: RenderConfig) -> str | None:
 
     Returns what fit_aspect did (e.g. "padded from 1080x1920 to 4:5"), or None."""
     size = cfg.export_size
-    with Image.open(src) as im:
-        if im.format == "JPEG":
-            im.draft("RGB", (size, size))
-        im = ImageOps.exif_transpose(im)
-        if im.mode != "RGB":
-            im = im.convert("RGBA") if "A" in im.getbands() else im.convert("RGB")
-            if im.mode == "RGBA":
-                bg = Image.new("RGB", im.size, (255, 255, 255))
-                bg.paste(im, mask=im.getchannel("A"))
-                im = bg
-        im.thumbnail((size, size), Image.Resampling.LANCZOS)
-        im, note = fit_aspect(im, cfg.fit_aspect, cfg.pad_color)
-        buf = io.BytesIO()
-        # re-encoded from the pixels only: no GPS position, comment or name leaves the machine in an export
-        pixels_only(im).save(buf, "JPEG", quality=cfg.jpeg_quality, optimize=True, progressive=True)
+    im = open_upright(src, draft=size)
+    if im.mode != "RGB":  # an alpha band on white; a palette's transparent entry keeps its colour
+        im = on_white(im) if "A" in im.getbands() else im.convert("RGB")
+    im.thumbnail((size, size), Image.Resampling.LANCZOS)
+    im, note = fit_aspect(im, cfg.fit_aspect, cfg.pad_color)
+    buf = io.BytesIO()
+    # re-encoded from the pixels only: no GPS position, comment or name leaves the machine in an export
+    pixels_only(im).save(buf, "JPEG", quality=cfg.jpeg_quality, optimize=True, progressive=True)
     atomic_write_bytes(dst, buf.getvalue())
     return note
 
@@ -432,3 +426,37 @@ def _report_montages(
         cache.put_json(kind, new)
         found.update(new)
     return {pid: found[k] for pid, k in keys.items() if k in found}
+
+
+def render(
+    posts: Sequence[Post],
+    cfg: RenderConfig,
+    cache: Cache,
+    *,
+    out: Path,
+    photos: Sequence[Understood],
+    excluded: Sequence[Excluded],
+    title: str,
+    set_aside: Sequence[Understood] = (),
+    plots: Sequence[dict] = (),
+    progress: bool = True,
+) -> Path:
+    """The render stage: the post folders (:func:`write_post_folders`), ``posts.json`` (:func:`posts_document`,
+    `photos` in their order) and ``report.html`` (:func:`render_report`, from the working copies in `cache`) in
+    `out`. Needs, beside the posts, where to write, every photo and excluded file, the report's title, the
+    photos set aside and the plots. Returns the report's path."""
+    by_path = {u.photo.path: u for u in photos}
+    write_post_folders(out, posts, by_path, cfg, progress=progress)
+    atomic_write_json(out / "posts.json", posts_document(photos, posts, excluded))
+    return render_report(
+        out,
+        title,
+        posts,
+        by_path,
+        excluded,
+        cache,
+        cfg,
+        n_files=len(photos) + len(excluded),
+        set_aside=set_aside,
+        plots=plots,
+    )

@@ -34,11 +34,12 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from photopoet.config import SceneConfig
 from photopoet.core.cache import Cache
+from photopoet.core.images import on_white, open_upright
 from photopoet.records import Place, Scene, TextLine, Understood
 from photopoet.stages.ingest import working_copy_from_bytes
 
@@ -337,18 +338,9 @@ def _image(cache: Cache, sha: str) -> Image.Image:
 def ocr_image(path: str, size: int) -> Image.Image | None:
     """The photo at `path`, upright, RGB, at most `size` px; None when it cannot be read."""
     try:
-        with Image.open(path) as im:
-            if im.format == "JPEG":
-                im.draft("RGB", (size, size))
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                im = Image.new("RGB", rgba.size, (255, 255, 255))
-                im.paste(rgba, mask=rgba.getchannel("A"))
-            else:
-                im = im.convert("RGB")
-            im.thumbnail((size, size), Image.Resampling.LANCZOS)
-            return im
+        im = on_white(open_upright(path, draft=size))
+        im.thumbnail((size, size), Image.Resampling.LANCZOS)
+        return im
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
 
@@ -363,8 +355,8 @@ def describe_scenes(
     reader: ReadsText | None = None,
     progress: bool = True,
 ) -> dict[str, Scene]:
-    """``path -> Scene`` for every photo. `faces` and `face_share` (rows follow `photos`) come from the
-    appearance stage (``Understanding.faces`` / ``face_share``); without them a scene counts no faces.
+    """The scene stage: ``path -> Scene`` for every photo. `faces` and `face_share` (rows follow `photos`) come
+    from the measurements (``Understanding.faces`` / ``face_share``); without them a scene counts no faces.
     The image statistics, and the lines `reader` read, are computed once per content hash and cached."""
     shas = [u.photo.sha256 for u in photos]
     looks = cache.get_json(LOOK_KIND, shas)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from photopoet.config import Config
+from photopoet.config import Config, UnderstandConfig
 from photopoet.core.cache import Cache
 from photopoet.records import Label, Photo, Understood
 from photopoet.stages.concepts import class_index, plain_concepts
@@ -204,10 +204,33 @@ def pick_labels(
     return [Label(labels[j], round(float(z[j]), 3)) for j in order if z[j] >= threshold][:topk]
 
 
+def photo_labels(
+    text_vectors: np.ndarray, cfg: UnderstandConfig, models: ModelSet, *, faces: np.ndarray | None = None
+) -> tuple[np.ndarray, list[tuple[Label, ...]]]:
+    """Each photo's calibrated label scores [N, labels] and its labels (:func:`pick_labels`), from its
+    text-space vector. With `faces` (counts per photo) and ``cfg.faces``, face-backed labels are raised
+    (:func:`apply_faces`) and ranked first; without, the labels come from the picture's vector alone."""
+    labels = cfg.labels
+    n = len(text_vectors)
+    if not labels or not n:
+        return np.zeros((n, len(labels)), np.float32), [()] * n
+    raw, lab_vectors = label_scores(text_vectors, labels, models, cfg.prompt)
+    z0 = calibrate(raw, lab_vectors, background_vectors(models))
+    z = apply_faces(z0, labels, faces, cfg.threshold) if faces is not None and cfg.faces else z0
+    boosted = z > z0
+    return z, [tuple(pick_labels(raw[i], z[i], labels, cfg.topk, cfg.threshold, boosted[i])) for i in range(n)]
+
+
 def understand(
     photos: Sequence[Photo], cfg: Config, cache: Cache, models: ModelSet, *, progress: bool = True
 ) -> Understanding:
-    from photopoet.stages.appearance import appearance
+    """The understand stage: image features, text-space vectors, concepts, labels and the per-photo measurements
+    (:mod:`photopoet.stages.measure`) of `photos`, rows following them.
+
+    Needs more than ``cfg.understand``: ``cfg.models`` (batch size; the models themselves come loaded in
+    `models`, shared with the writers) and ``cfg.cull.min_face_px`` (the one measurement pass also caches the
+    cull's signals). `models` stays positional: every caller passes it."""
+    from photopoet.stages.measure import appearance
 
     computed = _embed_missing(photos, models, cache, cfg.models.batch_size, progress)
     shas = [p.sha256 for p in photos]
@@ -220,16 +243,10 @@ def understand(
     else:
         F = np.zeros((0, 1), np.float32)
         T = np.zeros((0, 1), np.float32)
-    look = appearance(photos, cache, faces=cfg.understand.faces, progress=progress)
+    look = appearance(photos, cache, faces=cfg.understand.faces, min_face_px=cfg.cull.min_face_px, progress=progress)
     uc = cfg.understand
     labels = uc.labels
-    Z = np.zeros((len(photos), len(labels)), np.float32)
-    raw = Z
-    if labels and photos:
-        raw, lab_vectors = label_scores(T, labels, models, uc.prompt)
-        Z0 = calibrate(raw, lab_vectors, background_vectors(models))
-        Z = apply_faces(Z0, labels, look.faces, uc.threshold) if uc.faces else Z0
-    boosted = Z > Z0 if labels and photos else np.zeros_like(Z, dtype=bool)
+    Z, picked = photo_labels(T, uc, models, faces=look.faces)
     out: list[Understood] = []
     index = class_index() if cfg.models.tier == "offline" else {}
     for i, p in enumerate(photos):
@@ -238,7 +255,7 @@ def understand(
         out.append(
             Understood(
                 photo=p,
-                labels=tuple(pick_labels(raw[i], Z[i], labels, uc.topk, uc.threshold, boosted[i])) if labels else (),
+                labels=picked[i],
                 concepts=words,
             )
         )

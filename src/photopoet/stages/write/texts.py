@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from photopoet.config import CaptionConfig, Config
 from photopoet.core.cache import Cache
+from photopoet.core.files import file_sha256
 from photopoet.errors import AdapterError, StyleFileError
 from photopoet.models.adapter import adapter_digest, adapter_meta
 from photopoet.records import Post, PostScene, Understood
@@ -165,18 +166,21 @@ WRITE_BATCH = 8  # posts whose captions (and haiku) are generated in one call: 3
 
 def write_texts(
     posts: Sequence[Post],
+    cfg: Config,
+    cache: Cache | None,
+    *,
+    writer: TextWriter,
     by_path: Mapping[str, Understood],
     vectors: Mapping[str, np.ndarray],
     event: str | None,
-    cfg: Config,
-    writer: TextWriter,
-    *,
     progress: bool = True,
-    cache: Cache | None = None,
     batch: int = WRITE_BATCH,
     timings: dict[str, float] | None = None,
 ) -> list[Post]:
-    """Labels, hashtags and captions (``cfg.caption.mode``), and a haiku (``cfg.haiku.enabled``) per post.
+    """The text stage: labels, hashtags and captions (``cfg.caption.mode``), and a haiku (``cfg.haiku.enabled``)
+    per post. Needs more than one section: ``cfg.caption`` and ``cfg.haiku`` shape the texts, ``cfg.models``
+    keys the cached ones; `writer` holds the loaded models, `by_path` the posts' photos, `vectors` their
+    text-space vectors, `event` the event name.
 
     Posts are written ``batch`` at a time: their captions in one generator call, their haiku in another, so
     the engine decodes them together. With a `cache`, each batch's texts are stored as soon as they are
@@ -314,6 +318,6 @@ def _file_digest(path: str | Path | None) -> str | None:
     if not path:
         return None
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return None
