@@ -8,7 +8,8 @@ The labels in those prompts are the data file's own (``train_style.labels: data`
 `photopoet run` gives the post's photos (``run``: zero-shot labels from ``understand.labels``, kept when they are
 the best label of half the post's photos). A club's own labels are often hashtag words ("spitivalley") that a
 run never writes, so ``run`` matches training to use; measured on the club's test posts with run-time labels,
-the adapter trained on the club's labels still scored as well or better (docs/benchmarks.md, "Caption style fine-tuning").
+the adapter trained on the club's labels still scored as well or better (docs/benchmarks.md, "Caption style
+fine-tuning").
 
 Why no style examples in training prompts by default: the adapter is meant to carry the club's style in its
 weights, so the few-shot examples are no longer needed; prompts without them are about four times shorter
