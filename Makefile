@@ -32,11 +32,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-# the browser tests (tests/test_web.py) drive Debian's chromium through Playwright; installed once (CI runs as root)
+# the browser tests (tests/web/test_app.py) drive Debian's chromium through Playwright; installed once (CI runs as root)
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
 
-# a font with Chinese characters for the OCR test that reads Chinese (tests/test_ocr.py skips without one); 5 MB
+# a font with Chinese characters for the OCR test that reads Chinese (tests/models/test_ocr.py skips without one); 5 MB
 cjk-font:
 	test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || (apt-get update && apt-get install -y fonts-wqy-microhei)
 

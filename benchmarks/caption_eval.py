@@ -219,7 +219,7 @@ def main() -> None:
         runs += [("generative", writer, "generative"), ("hybrid", writer, "hybrid")]
     agen = None
     if args.adapter is not None:
-        from photopoet.models.adapter import adapter_meta, check_adapter_dir
+        from photopoet.core.adapters import adapter_meta, check_adapter_dir
 
         check_adapter_dir(args.adapter)
         n_ex = adapter_meta(args.adapter).get("prompt_examples", ccfg.style_examples)

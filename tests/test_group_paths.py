@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_group import item
+from group_fakes import item
 from typer.testing import CliRunner
 
 from photopoet.cli import app

@@ -36,7 +36,7 @@ def cfg_path(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("cfg")
     p = d / "config.yaml"
     # template captions, no haiku: this module checks the stages' plumbing without converting Gemma into a fresh
-    # cache (the generative parts are covered by tests/test_caption_cli.py)
+    # cache (the generative parts are covered by tests/cli/test_write.py)
     p.write_text(
         f"cache:\n  dir: {d / 'cache'}\ncaption:\n  event: Sample Week\n  mode: template\nhaiku:\n  enabled: false\n",
         encoding="utf-8",

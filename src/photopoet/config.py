@@ -387,7 +387,7 @@ class CaptionConfig(_Section):
     def _adapter_usable(cls, v: Path | None) -> Path | None:
         if v is None:
             return None
-        from photopoet.models.adapter import check_adapter_dir
+        from photopoet.core.adapters import check_adapter_dir
 
         return check_adapter_dir(v)  # AdapterError is a ValueError: reported with the key
 

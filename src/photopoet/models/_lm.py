@@ -87,7 +87,7 @@ class TransformersCausalLM:
 
     def adapted(self, adapter_dir: str | Path) -> AdaptedCausalLM:
         """This model with the LoRA adapter in ``adapter_dir`` on; named after the adapter's content."""
-        from photopoet.models.adapter import adapter_digest
+        from photopoet.core.adapters import adapter_digest
 
         digest = adapter_digest(adapter_dir)
         name = f"lora_{digest[:16]}"

@@ -297,7 +297,7 @@ class PoemWriter:
         """The average photo in the text space: mean of the understand stage's ConSE-like background mixtures
         (the ImageNet class-name matrix is cached on disk by the mapper)."""
         if self._centre is None:
-            from photopoet.stages.understand import ModelSet, background_vectors
+            from photopoet.models import ModelSet, background_vectors
 
             ms = ModelSet(self.cfg, self.cache_dir)
             ms.__dict__["text_encoder"] = self.encoder  # share the loaded encoder

@@ -9,7 +9,7 @@ The cascade is run once per picture (:func:`face_candidates`, no grouping) and i
 per reading (:func:`group_faces`). This is what ``detectMultiScale`` does inside: with ``minNeighbors=k`` it
 returns ``groupRectangles(candidates, k, eps=0.2)``, and ``minSize`` only skips the window scales whose window
 is smaller, so the candidates at the smaller ``minSize`` filtered by size are the candidates at the larger one
-(``tests/test_measure.py`` checks the equality on real photos).
+(``tests/stages/test_measure.py`` checks the equality on real photos).
 """
 
 from __future__ import annotations

@@ -9,54 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from photopoet.config import Config, UnderstandConfig
 from photopoet.core.cache import Cache
+from photopoet.models import BACKGROUND_PROFILE, BACKGROUND_SIZE, ModelSet, background_vectors  # noqa: F401 (the stage's models)
 from photopoet.records import Label, Photo, Understood
 from photopoet.stages.concepts import class_index, plain_concepts
 from photopoet.stages.ingest import working_copy_from_bytes
-
-
-class ModelSet:
-    """The models a run needs, each created on first use from one config."""
-
-    def __init__(self, cfg: Config, cache_dir: Path) -> None:
-        self.cfg = cfg
-        self.cache_dir = cache_dir
-
-    @cached_property
-    def image_encoder(self):
-        from photopoet.models import create_image_encoder
-
-        return create_image_encoder(self.cfg.models, self.cache_dir)
-
-    @cached_property
-    def text_encoder(self):
-        from photopoet.models import create_text_encoder
-
-        return create_text_encoder(self.cfg.models, self.cache_dir)
-
-    @cached_property
-    def mapper(self):
-        from photopoet.models import create_mapper
-
-        return create_mapper(
-            self.cfg.models, self.cache_dir, image_encoder=self.image_encoder, text_encoder=self.text_encoder
-        )
-
-    def image_key(self) -> str:
-        """Cache key of the image features, known without loading the model."""
-        m = self.cfg.models
-        return f"{m.tier}:{m.image}"
-
-    def text_key(self) -> str:
-        m = self.cfg.models
-        return f"{m.tier}:{m.image}->{m.text}:k{m.conse_topk}"
 
 
 @dataclass(frozen=True)
@@ -136,31 +98,6 @@ def label_scores(text_vectors: np.ndarray, labels: Sequence[str], models: ModelS
         return np.zeros((len(text_vectors), len(labels)), dtype=np.float32), None
     lab = models.text_encoder.encode([prompt.format(label=label) for label in labels], kind="query")
     return (text_vectors @ lab.T).astype(np.float32), lab
-
-
-# Mean sorted top-10 ImageNet probability profile of photos (EfficientNet-Lite0 on the skimage samples): the
-# background "images" below mix ten random concepts with these weights, as ConSE mixes a photo's top classes.
-BACKGROUND_PROFILE = (0.525, 0.189, 0.097, 0.056, 0.034, 0.026, 0.021, 0.019, 0.017, 0.016)
-BACKGROUND_SIZE = 3000
-
-
-def background_vectors(models: ModelSet) -> np.ndarray:
-    """Reference image vectors in the text space: 3000 ConSE-like mixtures of ten random ImageNet concepts
-    (seeded). A label's scores against them give its own baseline and spread."""
-    if models.cfg.models.tier == "offline":  # the class matrix alone: no image model needed on a cached rerun
-        from photopoet.models import create_mapper
-
-        mapper = create_mapper(models.cfg.models, models.cache_dir, text_encoder=models.text_encoder)
-        C = np.asarray(mapper.class_matrix(), dtype=np.float32)
-    else:
-        from photopoet.models.offline import imagenet_class_names
-
-        C = models.text_encoder.encode([f"a photo of a {n}" for n in imagenet_class_names()], kind="passage")
-    rng = np.random.default_rng(0)
-    w = np.asarray(BACKGROUND_PROFILE, dtype=np.float32)
-    idx = np.stack([rng.choice(len(C), len(w), replace=False) for _ in range(BACKGROUND_SIZE)])
-    B = np.einsum("k,nkd->nd", w, C[idx])
-    return (B / np.maximum(np.linalg.norm(B, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def calibrate(raw: np.ndarray, label_vectors: np.ndarray, background: np.ndarray) -> np.ndarray:

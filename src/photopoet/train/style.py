@@ -47,9 +47,9 @@ import numpy as np
 from tqdm import tqdm
 
 from photopoet.config import Config, TrainStyleConfig
+from photopoet.core.adapters import ADAPTER_META
 from photopoet.core.files import atomic_write_json, atomic_write_text
 from photopoet.errors import StyleTrainError
-from photopoet.models.adapter import ADAPTER_META
 from photopoet.stages.write.caption import CaptionInput, agreement, caption_prompt
 from photopoet.stages.write.clean import clean_caption
 from photopoet.stages.write.style import StyleBank, StyleExample, topic_text

@@ -1,8 +1,6 @@
-"""The render sequence the review app repeats from the pipeline: write the reviewed posts out.
-
-:func:`export_review` calls the render stage's own functions (post folders, posts.json, report.html) on the
-posts as the editor left them. It is the one place where the web app chains stages itself; it is meant to go
-through a pipeline function that ``pipeline.run`` shares.
+"""Writing the reviewed posts out: :func:`export_review` runs the render stage (``stages.render.render``, the
+same function ``pipeline.run`` ends with: post folders, posts.json, report.html) on the posts as the editor
+left them, after restoring any working copy the report needs.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from photopoet.config import Config
-from photopoet.core.files import atomic_write_json
 from photopoet.errors import JobFailed
 from photopoet.records import Excluded
 from photopoet.web import state as st
@@ -26,7 +23,7 @@ def export_review(store: st.ReviewStore, out: Path, cfg: Config, job: Job | None
     list with the reason "excluded in review"."""
     from photopoet.core.cache import Cache, open_cache
     from photopoet.stages.ingest import decode_photo
-    from photopoet.stages.render import posts_document, render_report, write_post_folders
+    from photopoet.stages.render import render
 
     doc = store.load()
     if doc is None:
@@ -54,20 +51,17 @@ def export_review(store: st.ReviewStore, out: Path, cfg: Config, job: Job | None
         aside = [u for u in aside if u.photo.sha256 in have]
         if job is not None:
             job.stage = "export"
-        write_post_folders(out, posts, by_path, cfg.render, progress=True)
-        photos = list(by_path.values())
-        atomic_write_json(out / "posts.json", posts_document(photos, posts, excluded))
-        render_report(
-            out,
-            doc.get("event") or out.resolve().name,
+        render(
             posts,
-            by_path,
-            excluded,
-            cache,
             cfg.render,
-            n_files=len(photos) + len(excluded),
+            cache,
+            out=out,
+            photos=list(by_path.values()),
+            excluded=excluded,
+            title=doc.get("event") or out.resolve().name,
             set_aside=aside,
             plots=doc.get("plots", []),
+            progress=True,
         )
     sha = st.file_sha256(out / "posts.json")
     result = {

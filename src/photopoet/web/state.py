@@ -16,7 +16,6 @@ cull stage and not used in any post).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from photopoet.core.files import atomic_write_json
+from photopoet.core.files import file_sha256 as core_file_sha256
 from photopoet.errors import ReviewError
 from photopoet.records import Label, Photo, Post, PostScene, Scene, Understood
 
@@ -37,8 +37,9 @@ MAX_CAPTION_CHARS = 2200  # Instagram's limit, hashtags included
 
 
 def file_sha256(path: Path) -> str | None:
+    """The file's SHA-256 (:func:`photopoet.core.files.file_sha256`), None when it cannot be read."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return core_file_sha256(path)
     except OSError:
         return None
 

@@ -35,7 +35,7 @@ from photopoet.stages.write.syllables import count_syllables, non_english_share,
 
 TARGET = (5, 7, 5)
 
-# few-shot examples, each checked to scan 5-7-5 by the counter (tests/test_haiku.py)
+# few-shot examples, each checked to scan 5-7-5 by the counter (tests/stages/write/test_haiku.py)
 HAIKU_EXAMPLES: tuple[tuple[str, tuple[str, str, str]], ...] = (
     (
         "a cat asleep on a sunny windowsill",

@@ -21,10 +21,10 @@ import numpy as np
 from tqdm import tqdm
 
 from photopoet.config import CaptionConfig, Config
+from photopoet.core.adapters import adapter_digest, adapter_meta
 from photopoet.core.cache import Cache
 from photopoet.core.files import file_sha256
 from photopoet.errors import AdapterError, StyleFileError
-from photopoet.models.adapter import adapter_digest, adapter_meta
 from photopoet.records import Post, PostScene, Understood
 from photopoet.stages.write.caption import CaptionInput, CaptionWriter
 from photopoet.stages.write.haiku import HaikuInput, HaikuWriter

@@ -22,7 +22,7 @@ from pycocoevalcap.bleu.bleu import Bleu  # noqa: E402
 from pycocoevalcap.cider.cider import Cider  # noqa: E402
 from pycocoevalcap.rouge.rouge import Rouge  # noqa: E402
 
-CLUB = Path(__file__).resolve().parents[1] / ".." / "shared" / "club" / "posts.jsonl"
+CLUB = Path(__file__).resolve().parents[2] / ".." / "shared" / "club" / "posts.jsonl"
 HAS_JAVA = shutil.which("java") is not None and tm.find_ptb_jar() is not None
 needs_java = pytest.mark.skipif(not HAS_JAVA, reason="needs java and pycocoevalcap's CoreNLP jar")
 

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from test_group import item, two_scenes, unit
+from group_fakes import item, two_scenes, unit
 
 from photopoet.config import GroupConfig, load_config
 from photopoet.errors import ConfigError, TruthError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_poem import POEMS, corpus_file, encoder, index_dir  # noqa: F401  (module fixtures)
+from poem_fakes import POEMS
 
 from photopoet.config import load_config
 from photopoet.errors import LexicalIndexError
@@ -112,7 +112,7 @@ def test_an_index_without_a_lexical_folder_builds_one_in_memory(tmp_path, index_
 
 
 def test_hybrid_rerank_adds_lexical_candidates_and_the_fusion_term(tmp_path, encoder):  # noqa: F811
-    from test_poem import write_jsonl
+    from poem_fakes import write_jsonl
 
     from photopoet.poetry.corpus import load_jsonl
 

@@ -8,33 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tiny_models
+from style_fakes import CAPTIONS, make_tiny_gemma
 from write_fakes import HashEncoder
 
 from photopoet.config import load_config
+from photopoet.core.adapters import adapter_digest, check_adapter_dir
 from photopoet.errors import AdapterError, ConfigError, StyleTrainError
-from photopoet.models.adapter import adapter_digest, check_adapter_dir
 from photopoet.train.style import PostFeatures, train_style
 from photopoet.train.style_data import clean_for_training, is_test_post, load_posts, split_posts
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-CAPTIONS = [
-    "Golden hour on the river ghats, the city glowing softly.",
-    "Our first photowalk of the semester was a blast!",
-    "Faces of the festival: colour, music and a thousand smiles.",
-    "Night lights over the campus lake, long exposure magic.",
-    "Behind the scenes at the cultural fest, stage lights and all.",
-    "Monsoon mornings and misty hills, a trip to remember.",
-    "The workshop on portraits drew a full house today.",
-    "Street stories from the old market, one frame at a time.",
-]
 WORDS = ["river", "campus", "stage", "hills", "market", "portrait", "festival", "lake", "night", "fest"]
-
-
-def make_tiny_gemma(d: Path) -> Path:
-    """The tiny Gemma of :mod:`tiny_models` with a tokenizer trained on this file's captions."""
-    return tiny_models.make_tiny_gemma(d, CAPTIONS * 3)
 
 
 @pytest.fixture(scope="module")

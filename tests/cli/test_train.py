@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_train_style import CAPTIONS, make_tiny_gemma
+from style_fakes import CAPTIONS, make_tiny_gemma
 from typer.testing import CliRunner
 
 from photopoet.cli import app

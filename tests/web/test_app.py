@@ -311,7 +311,7 @@ def test_serve_command_help_and_non_loopback_warning(base, tmp_path, monkeypatch
 # -- in a real browser ------------------------------------------------------------------------------------------
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(os.environ.get("PHOTOPOET_SCREENSHOTS", Path(__file__).resolve().parents[1] / "out" / "screenshots"))
+SCREENSHOTS = Path(os.environ.get("PHOTOPOET_SCREENSHOTS", Path(__file__).resolve().parents[2] / "out" / "screenshots"))
 
 
 class Server:

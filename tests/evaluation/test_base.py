@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from test_group import item, unit
+from group_fakes import item, unit
 
 from photopoet.config import load_config
 from photopoet.evaluation.base import EvalResult
