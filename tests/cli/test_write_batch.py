@@ -173,7 +173,7 @@ def test_no_usable_post_fails_with_one_line(tmp_path: Path, images):
 
 @pytest.fixture(scope="module")
 def poem_index(tmp_path_factory) -> Path:
-    from test_poem import POEMS, write_jsonl
+    from poem_fakes import POEMS, write_jsonl
 
     from photopoet.config import load_config
     from photopoet.models import create_text_encoder

@@ -75,15 +75,7 @@ def style(
     cfg = load_config(config, over)
     from photopoet.train.style import train_style
 
-    try:
-        res = train_style(data, images, out, cfg, progress=not quiet, echo=lambda s: typer.echo(s, err=True))
-    except KeyboardInterrupt:
-        typer.echo(f"interrupted; run the same command again to continue from {out / 'last'}", err=True)
-        raise typer.Exit(130) from None
-    b = res.best
-    best = f"best {b['metric']} {b['value']:.4f} at step {b['step']}" if b else "no evaluation yet"
-    early = ", stopped early" if res.stopped_early else ""
-    typer.echo(f"step {res.step} of {res.total_steps} (epoch {res.epoch:.2f}){early}; {best}; adapter: {out / 'best'}")
+    _train_and_report(train_style, data, images, out, cfg, quiet=quiet, saved="adapter")
 
 
 @train_app.command("retriever")
@@ -247,12 +239,17 @@ def prefix_vlm(
     cfg = load_config(config, over)
     from photopoet.train.prefix_vlm import train_prefix_vlm
 
+    _train_and_report(train_prefix_vlm, data, images, out, cfg, quiet=quiet, saved="model")
+
+
+def _train_and_report(train: Any, data: Path, images: Path, out: Path, cfg: Any, *, quiet: bool, saved: str) -> None:
+    """Run a resumable trainer (style or prefix VLM) and print its one-line summary; Ctrl-C says how to resume."""
     try:
-        res = train_prefix_vlm(data, images, out, cfg, progress=not quiet, echo=lambda s: typer.echo(s, err=True))
+        res = train(data, images, out, cfg, progress=not quiet, echo=lambda s: typer.echo(s, err=True))
     except KeyboardInterrupt:
         typer.echo(f"interrupted; run the same command again to continue from {out / 'last'}", err=True)
         raise typer.Exit(130) from None
     b = res.best
     best = f"best {b['metric']} {b['value']:.4f} at step {b['step']}" if b else "no evaluation yet"
     early = ", stopped early" if res.stopped_early else ""
-    typer.echo(f"step {res.step} of {res.total_steps} (epoch {res.epoch:.2f}){early}; {best}; model: {out / 'best'}")
+    typer.echo(f"step {res.step} of {res.total_steps} (epoch {res.epoch:.2f}){early}; {best}; {saved}: {out / 'best'}")
