@@ -3,8 +3,10 @@ turns any :class:`~photopoet.errors.PhotopoetError` raised under a command into 
 
 from __future__ import annotations
 
+import json
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -55,3 +57,19 @@ def shown(text: object) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each JSON line of `path`; blank lines are passed over, a line that is not JSON
+    is reported on stderr (FILE:LINE: reason) and skipped, and a file that cannot be read fails the command."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}")
+    for n, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            yield n, json.loads(raw)
+        except json.JSONDecodeError as e:
+            typer.echo(f"{path}:{n}: not valid JSON: {e.msg}; skipped", err=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from photopoet.cli.common import fail
+from photopoet.cli.common import fail, jsonl_records
 from photopoet.cli.options import ConfigOpt, EmbedderOpt, json_option, out_option, quiet_option
 from photopoet.cli.posts import (
     PostArg,
@@ -179,18 +179,7 @@ def poem_search(
         items.append(("query", query))
     else:
         assert queries is not None
-        try:
-            lines = queries.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            fail(f"{queries}: cannot read: {getattr(e, 'strerror', None) or e}")
-        for n, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError as e:
-                typer.echo(f"{queries}:{n}: not valid JSON: {e.msg}; skipped", err=True)
-                continue
+        for n, rec in jsonl_records(queries):
             if not isinstance(rec, dict) or not isinstance(rec.get("query"), str) or "id" not in rec:
                 typer.echo(f'{queries}:{n}: expected {{"id", "query": text}}; skipped', err=True)
                 continue

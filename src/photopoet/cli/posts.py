@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from photopoet.cli.common import fail
+from photopoet.cli.common import jsonl_records
 
 ImagesArg = Annotated[
     list[Path] | None,
@@ -60,19 +60,8 @@ def _str_list(v: Any) -> bool:
 
 def read_posts_file(path: Path) -> list[PostArg]:
     """The posts of a JSON-lines file; bad lines are reported on stderr (FILE:LINE: reason) and skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        fail(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}")
     out: list[PostArg] = []
-    for n, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            rec = json.loads(raw)
-        except json.JSONDecodeError as e:
-            typer.echo(f"{path}:{n}: not valid JSON: {e.msg}; skipped", err=True)
-            continue
+    for n, rec in jsonl_records(path):
         problem = None
         if not isinstance(rec, dict):
             problem = 'expected an object {"images": [paths], ...}'
